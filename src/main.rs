@@ -1,0 +1,2 @@
+//! The `gatehouse` command line.
+fn main() {}

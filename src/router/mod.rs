@@ -1,0 +1,1 @@
+//! Request routing: path normalization, pattern matching, specificity and templates.
