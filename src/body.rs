@@ -1,0 +1,181 @@
+//! The body types of the request path: what the gateway sends to clients ([`GatewayBody`]) and
+//! to upstreams ([`RequestBody`]). Both stream; neither boxes on the hot path.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+
+/// A boxed error in transit through a body.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+pin_project! {
+    /// A response body sent to a client: nothing, bytes the gateway made, or an upstream's
+    /// body streamed through.
+    #[project = GatewayBodyProj]
+    pub enum GatewayBody {
+        /// No body.
+        Empty,
+        /// A body the gateway made (errors, `respond` routes).
+        Full { data: Option<Bytes> },
+        /// An upstream response body, streamed as it arrives.
+        Stream { #[pin] inner: Incoming },
+    }
+}
+
+impl GatewayBody {
+    /// A body of the given bytes.
+    pub fn full(data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        if data.is_empty() {
+            Self::Empty
+        } else {
+            Self::Full { data: Some(data) }
+        }
+    }
+
+    /// An upstream body, streamed.
+    pub fn stream(inner: Incoming) -> Self {
+        Self::Stream { inner }
+    }
+}
+
+impl Body for GatewayBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project() {
+            GatewayBodyProj::Empty => Poll::Ready(None),
+            GatewayBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            GatewayBodyProj::Stream { inner } => inner.poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Full { data } => data.is_none(),
+            Self::Stream { inner } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty => SizeHint::with_exact(0),
+            Self::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            Self::Stream { inner } => inner.size_hint(),
+        }
+    }
+}
+
+/// The error a [`RequestBody`] raises when the client sends more than the route's `max_body`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTooLarge;
+
+impl fmt::Display for BodyTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request body exceeds the size limit")
+    }
+}
+
+impl StdError for BodyTooLarge {}
+
+/// True when `err` (or anything in its source chain) is a [`BodyTooLarge`].
+pub fn is_body_too_large(err: &(dyn StdError + 'static)) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.is::<BodyTooLarge>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+pin_project! {
+    /// A client's request body on its way upstream: streamed, cut off with [`BodyTooLarge`]
+    /// past the route's limit, and counted for the access log.
+    pub struct RequestBody {
+        #[pin]
+        inner: Option<Incoming>,
+        remaining: u64,
+        counter: Option<Arc<AtomicU64>>,
+    }
+}
+
+impl RequestBody {
+    /// Streams `inner`, allowing at most `limit` bytes; adds what passes to `counter`.
+    pub fn new(inner: Incoming, limit: u64, counter: Option<Arc<AtomicU64>>) -> Self {
+        Self {
+            inner: Some(inner),
+            remaining: limit,
+            counter,
+        }
+    }
+
+    /// A request without a body.
+    pub fn empty() -> Self {
+        Self {
+            inner: None,
+            remaining: 0,
+            counter: None,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        match inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > *this.remaining {
+                        *this.remaining = 0;
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+                    }
+                    *this.remaining -= len;
+                    if let Some(counter) = this.counter {
+                        counter.fetch_add(len, Ordering::Relaxed);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or(SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
