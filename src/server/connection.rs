@@ -1,0 +1,103 @@
+//! Serving one client connection: HTTP/1.1 or h2c (by preface), with idle and header timeouts
+//! and graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::activity::{ConnActivity, Verdict};
+use super::io::WatchedIo;
+use crate::pipeline::Gateway;
+
+/// What the request pipeline knows of the connection a request came on.
+pub struct ConnContext {
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The listener's address.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// The connection's activity, for idle tracking.
+    pub activity: Arc<ConnActivity>,
+}
+
+/// How long a connection asked to close (idle, shutdown) may take to finish before it is cut.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves `stream` until the client leaves, it idles out, or `shutdown` has drained it.
+pub(super) async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+) {
+    let limits = gateway.limits();
+    let activity = Arc::new(ConnActivity::new());
+    let context = Arc::new(ConnContext {
+        peer,
+        local,
+        tls: false,
+        activity: activity.clone(),
+    });
+    let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .max_headers(1024)
+        // Header blocks past this get hyper's own bare 431; up to it, the pipeline answers
+        // the JSON 431 of SPEC §4.2 for anything over `max_header_bytes`.
+        .max_buf_size((limits.max_header_bytes * 2).max(16 * 1024));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+
+    let service = service_fn(move |request| {
+        let gateway = gateway.clone();
+        let context = context.clone();
+        async move { Ok::<_, Infallible>(gateway.handle(request, context).await) }
+    });
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+
+    let watchdog = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(watchdog);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%peer, %err, "client connection ended with an error");
+                }
+                return;
+            }
+            () = &mut watchdog, if !closing => {
+                match activity.check(limits.idle_timeout, limits.header_timeout) {
+                    Verdict::Expired => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                        let _ = tokio::time::timeout(CLOSE_GRACE, connection.as_mut()).await;
+                        return;
+                    }
+                    Verdict::CheckAt(at) => watchdog.as_mut().reset(at),
+                }
+            }
+            () = shutdown.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Binding listeners and the accept loop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::connection::serve_connection;
+use crate::pipeline::Gateway;
+
+/// How many connections may wait in the kernel's accept queue.
+const BACKLOG: u32 = 4096;
+
+/// Binds a listening socket on `addr` (port 0 picks a free port).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Accepts connections on `listener` until `shutdown`, serving each in a task of `tracker`.
+/// `connections` bounds how many are open at once across every listener: past it, new
+/// connections wait in the backlog.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    connections: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let local = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(err) => {
+            tracing::error!(%err, "listener has no local address");
+            return;
+        }
+    };
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(%err, %local, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let gateway = gateway.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            serve_connection(stream, peer, local, gateway, shutdown).await;
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,12 @@
+//! Client-facing listeners: accepting within `limits.max_connections`, serving HTTP/1.1 and
+//! h2c on each connection, closing idle and slow connections, and draining on shutdown.
+
+mod activity;
+mod connection;
+mod framing;
+mod io;
+mod listener;
+
+pub use activity::{ConnActivity, Verdict};
+pub use connection::ConnContext;
+pub use listener::{bind, serve};
