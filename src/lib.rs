@@ -6,5 +6,32 @@
 //! forwards through [`upstream`]. See `docs/architecture.md`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
+pub mod body;
+pub mod commands;
 pub mod config;
+pub mod error;
+pub mod observability;
+pub mod pipeline;
 pub mod router;
+pub mod runtime;
+pub mod server;
+pub mod template;
+pub mod upstream;
+
+use std::path::Path;
+
+use config::ConfigErrors;
+
+/// `gatehouse check`: loads, validates and compiles the config file at `path` without
+/// starting anything; `ok: N routes, M services` or every error.
+pub fn check(path: &Path) -> Result<String, ConfigErrors> {
+    let config = config::load_file(path)?;
+    let state = runtime::State::dry_run();
+    let compiled = runtime::compile(&config, &state)?;
+    Ok(format!(
+        "ok: {} routes, {} services",
+        compiled.route_count, compiled.service_count
+    ))
+}

@@ -1,0 +1,209 @@
+//! A running gateway: listeners bound, admin API up, reloads and graceful shutdown.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::{self, AdminState};
+use crate::config::{self, Config, ConfigErrors};
+use crate::pipeline::Gateway;
+use crate::runtime::{self, State};
+use crate::server;
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The config is invalid.
+    Config(ConfigErrors),
+    /// A listener could not be bound.
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// What the system said.
+        error: std::io::Error,
+    },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(errors) => write!(f, "{errors}"),
+            Self::Bind { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A gateway that is serving.
+pub struct Gatehouse {
+    /// The addresses of the plain listeners, in config order.
+    pub listeners: Vec<SocketAddr>,
+    /// The admin API's address, when enabled.
+    pub admin: Option<SocketAddr>,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    config_path: Option<PathBuf>,
+}
+
+impl Gatehouse {
+    /// Compiles `config`, binds its listeners and starts serving.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        Self::start_with_path(config, None).await
+    }
+
+    /// Loads the config file at `path` and starts serving; `reload` re-reads that file.
+    pub async fn start_file(path: &Path) -> Result<Self, StartError> {
+        let config = config::load_file(path).map_err(StartError::Config)?;
+        Self::start_with_path(config, Some(path.to_owned())).await
+    }
+
+    async fn start_with_path(
+        config: Config,
+        config_path: Option<PathBuf>,
+    ) -> Result<Self, StartError> {
+        let state = Arc::new(State::default());
+        let compiled = runtime::compile(&config, &state).map_err(StartError::Config)?;
+        let limits = compiled.limits;
+        let gateway = Arc::new(Gateway::new(compiled, state));
+
+        let mut bound = Vec::new();
+        for addr in config.listen_addresses() {
+            let text = addr.value.clone();
+            let socket: SocketAddr = text.parse().map_err(|_| StartError::Bind {
+                addr: text.clone(),
+                error: std::io::Error::other("not a socket address"),
+            })?;
+            let listener = server::bind(socket).map_err(|error| StartError::Bind {
+                addr: text.clone(),
+                error,
+            })?;
+            bound.push(listener);
+        }
+        let admin_listener = match &config.admin {
+            Some(admin) => {
+                let text = admin.value.listen.value.clone();
+                let socket: SocketAddr = text.parse().map_err(|_| StartError::Bind {
+                    addr: text.clone(),
+                    error: std::io::Error::other("not a socket address"),
+                })?;
+                let listener = server::bind(socket)
+                    .map_err(|error| StartError::Bind { addr: text, error })?;
+                let token = admin
+                    .value
+                    .token
+                    .as_ref()
+                    .map(|t| t.value.expose().to_owned());
+                Some((listener, token))
+            }
+            None => None,
+        };
+
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let mut listeners = Vec::new();
+        for listener in bound {
+            let addr = listener.local_addr().map_err(|error| StartError::Bind {
+                addr: "listener".into(),
+                error,
+            })?;
+            tracing::info!("listening on http://{addr} (HTTP/1.1 and h2c)");
+            listeners.push(addr);
+            tokio::spawn(server::serve(
+                listener,
+                gateway.clone(),
+                connections.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        let mut admin_addr = None;
+        if let Some((listener, token)) = admin_listener {
+            let addr = listener.local_addr().map_err(|error| StartError::Bind {
+                addr: "admin".into(),
+                error,
+            })?;
+            tracing::info!("{}", admin::describe(addr));
+            let state = AdminState::new(token);
+            state.ready.store(true, Ordering::Release);
+            tokio::spawn(admin::serve(listener, state, shutdown.clone()));
+            admin_addr = Some(addr);
+        }
+        Ok(Self {
+            listeners,
+            admin: admin_addr,
+            gateway,
+            shutdown,
+            tracker,
+            config_path,
+        })
+    }
+
+    /// The request handler, for inspection in tests.
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Compiles `config` and swaps it in; on error the running config keeps serving.
+    /// Listener addresses and the admin listener are not changed by a reload.
+    pub fn apply(&self, config: &Config) -> Result<(), ConfigErrors> {
+        let compiled = runtime::compile(config, self.gateway.state())?;
+        self.gateway.runtime().swap(compiled);
+        Ok(())
+    }
+
+    /// Re-reads the config file the gateway was started from and applies it.
+    pub fn reload(&self) -> Result<(), ConfigErrors> {
+        let Some(path) = &self.config_path else {
+            return Ok(());
+        };
+        let config = config::load_file(path)?;
+        self.apply(&config)
+    }
+
+    /// Stops accepting, lets in-flight requests finish within `limits.shutdown_grace`, and
+    /// returns whether everything drained in time.
+    pub async fn shutdown(self) -> bool {
+        let grace = self.gateway.limits().shutdown_grace;
+        self.shutdown.cancel();
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+    }
+
+    /// Serves until SIGTERM or SIGINT (then drains), reloading on SIGHUP.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => match self.reload() {
+                    Ok(()) => tracing::info!("config reloaded"),
+                    Err(errors) => tracing::error!("config reload rejected, the old config keeps serving:\n{errors}"),
+                },
+            }
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        if self.shutdown().await {
+            tracing::info!("drained");
+        } else {
+            tracing::warn!("shutdown grace period over; closing the remaining connections");
+        }
+        Ok(())
+    }
+}
+
+/// How long the `demo` and tests wait for a listener to accept, at most.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(5);

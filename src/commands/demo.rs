@@ -1,0 +1,251 @@
+//! `gatehouse demo`: three sample services on loopback and a gateway in front of them, with
+//! ready-to-paste `curl` commands. No files needed.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::app::{Gatehouse, StartError};
+use crate::config;
+
+/// The port the demo gateway prefers; a free one is used when it is taken.
+const PREFERRED_PORT: u16 = 8080;
+/// The port the demo admin API prefers.
+const PREFERRED_ADMIN_PORT: u16 = 9901;
+
+/// A sample service of the demo.
+#[derive(Debug, Clone, Copy)]
+pub enum SampleService {
+    /// `/users`, `/users/{id}`.
+    Users,
+    /// `/orders`, `/orders/{id}`, `?userId=`.
+    Orders,
+    /// `/products`, `/products/{id}`.
+    Products,
+}
+
+impl SampleService {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Orders => "orders",
+            Self::Products => "products",
+        }
+    }
+
+    fn records(self) -> Vec<Value> {
+        match self {
+            Self::Users => vec![
+                json!({"id": 1, "name": "Ada Lovelace", "email": "ada@example.com"}),
+                json!({"id": 2, "name": "Alan Turing", "email": "alan@example.com"}),
+                json!({"id": 3, "name": "Grace Hopper", "email": "grace@example.com"}),
+            ],
+            Self::Orders => vec![
+                json!({"id": 101, "userId": 1, "productId": 7, "quantity": 2}),
+                json!({"id": 102, "userId": 1, "productId": 9, "quantity": 1}),
+                json!({"id": 103, "userId": 2, "productId": 7, "quantity": 5}),
+            ],
+            Self::Products => vec![
+                json!({"id": 7, "name": "Keyboard", "price": 49.0}),
+                json!({"id": 9, "name": "Monitor", "price": 199.0}),
+            ],
+        }
+    }
+
+    /// Answers one request like a small JSON API would.
+    fn answer(self, method: &Method, path: &str, query: Option<&str>) -> (StatusCode, Value) {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let records = self.records();
+        match (method, segments.as_slice()) {
+            (&Method::GET, [collection]) if *collection == self.name() => {
+                let user_filter = query
+                    .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("userId=")))
+                    .and_then(|v| v.parse::<i64>().ok());
+                let items: Vec<Value> = records
+                    .into_iter()
+                    .filter(|r| user_filter.is_none_or(|u| r["userId"] == u))
+                    .collect();
+                (StatusCode::OK, Value::Array(items))
+            }
+            (&Method::GET, [collection, id]) if *collection == self.name() => {
+                match records.into_iter().find(|r| r["id"].to_string() == *id) {
+                    Some(record) => (StatusCode::OK, record),
+                    None => (
+                        StatusCode::NOT_FOUND,
+                        json!({"error": format!("no {} with id {id}", self.name())}),
+                    ),
+                }
+            }
+            (&Method::POST, [collection]) if *collection == self.name() => {
+                (StatusCode::CREATED, json!({"created": true}))
+            }
+            _ => (StatusCode::NOT_FOUND, json!({"error": "not found"})),
+        }
+    }
+}
+
+/// Serves a sample service on `listener` forever.
+pub async fn serve_sample(listener: TcpListener, service: SampleService) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let handler = service_fn(move |request: Request<Incoming>| async move {
+                let (status, body) =
+                    service.answer(request.method(), request.uri().path(), request.uri().query());
+                let mut body = body;
+                if let Value::Object(map) = &mut body {
+                    map.insert("served_by".into(), service.name().into());
+                }
+                let response = Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+                // Drain the request body so keep-alive connections stay usable.
+                let _ = request.into_body().collect().await;
+                Ok::<_, Infallible>(response)
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), handler)
+                .await;
+        });
+    }
+}
+
+fn free_port(preferred: u16) -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", preferred))
+        .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
+}
+
+/// The demo's config, with the sample services at `users`, `orders` and `products`.
+pub fn demo_config(listen: u16, admin: u16, services: [SocketAddr; 3]) -> String {
+    let [users, orders, products] = services;
+    format!(
+        r#"# The `gatehouse demo` config.
+listen: 127.0.0.1:{listen}
+admin:
+  listen: 127.0.0.1:{admin}
+plugins:
+  security_headers: {{}}
+services:
+  users:
+    url: http://{users}
+  orders:
+    url: http://{orders}
+  products:
+    url: http://{products}
+routes:
+  - name: users
+    path: /api/users/**
+    service: users
+    strip_prefix: /api
+  - name: user-by-id
+    path: /api/v1/users/{{id}}
+    methods: [GET]
+    service: users
+    rewrite: /users/{{id}}
+  - name: orders
+    path: /api/orders/**
+    service: orders
+    strip_prefix: /api
+  - name: products
+    path: /api/products/**
+    methods: [GET]
+    service: products
+    strip_prefix: /api
+  - name: status
+    path: /status
+    respond: {{ status: 200, body: "gatehouse demo is up" }}
+"#
+    )
+}
+
+/// Runs the demo until Ctrl-C.
+pub async fn run() -> Result<(), StartError> {
+    let mut addrs = Vec::new();
+    for service in [
+        SampleService::Users,
+        SampleService::Orders,
+        SampleService::Products,
+    ] {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|error| StartError::Bind {
+                addr: "127.0.0.1:0".into(),
+                error,
+            })?;
+        let addr = listener.local_addr().map_err(|error| StartError::Bind {
+            addr: "127.0.0.1:0".into(),
+            error,
+        })?;
+        addrs.push(addr);
+        tokio::spawn(serve_sample(listener, service));
+    }
+    let services = [addrs[0], addrs[1], addrs[2]];
+    let text = demo_config(
+        free_port(PREFERRED_PORT),
+        free_port(PREFERRED_ADMIN_PORT),
+        services,
+    );
+    let config = config::load_str("demo.yaml", &text).map_err(StartError::Config)?;
+    let gateway = Gatehouse::start(config).await?;
+    let base = format!("http://{}", gateway.listeners[0]);
+    println!("Gatehouse demo is running. Sample services: users, orders, products.\n");
+    println!("Try:");
+    println!("  curl -i {base}/api/users");
+    println!("  curl -i {base}/api/users/1");
+    println!("  curl -i {base}/api/v1/users/2        # rewritten to /users/2");
+    println!("  curl -i '{base}/api/orders?userId=1'");
+    println!("  curl -i {base}/api/products/7");
+    println!("  curl -i -X DELETE {base}/api/products/7   # 405 with Allow");
+    println!("  curl -i {base}/nowhere                 # 404, JSON error");
+    println!("  curl -i {base}/status");
+    if let Some(admin) = gateway.admin {
+        println!("  curl -i http://{admin}/health");
+    }
+    println!("\nThe config in use:\n\n{text}");
+    println!("Press Ctrl-C to stop.");
+    gateway
+        .run_until_signalled()
+        .await
+        .map_err(|error| StartError::Bind {
+            addr: "signals".into(),
+            error,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_config_is_valid() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let text = demo_config(8080, 9901, [addr, addr, addr]);
+        let config = config::load_str("demo.yaml", &text).expect("valid demo config");
+        let state = crate::runtime::State::dry_run();
+        crate::runtime::compile(&config, &state).expect("compiles");
+    }
+
+    #[test]
+    fn sample_services_answer_like_an_api() {
+        let (status, body) = SampleService::Orders.answer(&Method::GET, "/orders", Some("userId=1"));
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.as_array().map(Vec::len), Some(2));
+        let (status, _) = SampleService::Users.answer(&Method::GET, "/users/99", None);
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,174 @@
+//! Shaping a client request for its upstream and an upstream response for the client
+//! (SPEC §4.1): hop-by-hop headers, `X-Forwarded-*`, `Host`, identity headers.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that belong to one connection and never cross the gateway.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Identity headers only the gateway may set (SPEC §3.4); client copies are always removed.
+const IDENTITY: [HeaderName; 4] = [
+    HeaderName::from_static("x-consumer-id"),
+    HeaderName::from_static("x-consumer-groups"),
+    HeaderName::from_static("x-auth-scopes"),
+    HeaderName::from_static("x-user-id"),
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes hop-by-hop headers, including those the `Connection` header names, and `Upgrade`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Everything the request headers need on the way upstream.
+pub struct ForwardedFor<'a> {
+    /// The peer address of the client connection.
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy (its `X-Forwarded-*` are kept and extended).
+    pub peer_trusted: bool,
+    /// `http` or `https`: how the client reached the gateway.
+    pub proto: &'static str,
+    /// The `Host` the client asked for.
+    pub host: Option<&'a HeaderValue>,
+    /// The `Host` to send: the target's, or the client's with `preserve_host`.
+    pub upstream_host: &'a HeaderValue,
+    /// The request id.
+    pub request_id: &'a HeaderValue,
+}
+
+/// Rewrites request headers for the upstream.
+pub fn prepare_request_headers(headers: &mut HeaderMap, fwd: &ForwardedFor<'_>) {
+    remove_hop_by_hop(headers);
+    for name in &IDENTITY {
+        headers.remove(name);
+    }
+
+    // X-Forwarded-For: a trusted proxy's chain is extended; anything else a client sent is
+    // replaced, so upstreams never see a spoofed chain.
+    let peer = fwd.peer.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(chain) if fwd.peer_trusted && !chain.trim().is_empty() => {
+            format!("{chain}, {peer}")
+        }
+        _ => peer,
+    };
+    if let Ok(value) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(fwd.proto),
+        );
+    }
+    if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match fwd.host {
+            Some(host) => {
+                headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+    headers.insert(header::HOST, fwd.upstream_host.clone());
+    headers.insert(super::request_id::X_REQUEST_ID.clone(), fwd.request_id.clone());
+}
+
+/// The forwarded path: the normalized path with `strip_prefix` removed (on a segment
+/// boundary), never empty.
+pub fn strip_prefix<'p>(path: &'p str, prefix: &str) -> &'p str {
+    match path.strip_prefix(prefix) {
+        Some(rest) if rest.is_empty() => "/",
+        Some(rest) if rest.starts_with('/') || prefix.ends_with('/') => {
+            if rest.starts_with('/') { rest } else { &path[prefix.len() - 1..] }
+        }
+        _ => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Secret"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_headers_and_identity_stripping() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        headers.insert("x-consumer-id", HeaderValue::from_static("admin"));
+        let host = HeaderValue::from_static("api.example.com");
+        let upstream = HeaderValue::from_static("127.0.0.1:9001");
+        let id = HeaderValue::from_static("rid");
+        let fwd = ForwardedFor {
+            peer: "192.0.2.7".parse().expect("ip"),
+            peer_trusted: false,
+            proto: "http",
+            host: Some(&host),
+            upstream_host: &upstream,
+            request_id: &id,
+        };
+        prepare_request_headers(&mut headers, &fwd);
+        assert_eq!(headers["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "api.example.com");
+        assert_eq!(headers["host"], "127.0.0.1:9001");
+        assert!(!headers.contains_key("x-consumer-id"));
+
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
+        let fwd = ForwardedFor { peer_trusted: true, ..fwd };
+        prepare_request_headers(&mut headers, &fwd);
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.1, 192.0.2.7");
+    }
+
+    #[test]
+    fn strip_prefix_on_segment_boundaries() {
+        assert_eq!(strip_prefix("/api/v1/users/42", "/api/v1"), "/users/42");
+        assert_eq!(strip_prefix("/api/v1", "/api/v1"), "/");
+        assert_eq!(strip_prefix("/api/v10/x", "/api/v1"), "/api/v10/x");
+        assert_eq!(strip_prefix("/api/v1/users", "/api/v1/"), "/users");
+        assert_eq!(strip_prefix("/other", "/api"), "/other");
+    }
+}

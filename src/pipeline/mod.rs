@@ -1,0 +1,357 @@
+//! The request lifecycle: the fixed-order steps of SPEC §3 run for the matched route's
+//! [`RoutePlan`], then the upstream exchange, then the response steps.
+//!
+//! `request_id` → *routing* → *upstream* → `security_headers`. Later steps (`ip_filter`,
+//! `cors`, `auth`, …) slot into [`Gateway::process`] in SPEC order as fields of the plan.
+
+pub mod client_ip;
+pub mod exchange;
+pub mod forward;
+pub mod request_id;
+pub mod security_headers;
+mod template_vars;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{HeaderValue, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::body::{GatewayBody, RequestBody};
+use crate::error::{ErrorKind, GatewayError};
+use crate::observability::access_log::AccessEntry;
+use crate::router::{RequestView, RouteMatch, normalize_path};
+use crate::runtime::{ForwardPlan, Limits, Respond, RouteAction, RoutePlan, Runtime, RuntimeHandle, State};
+use crate::server::ConnContext;
+use crate::upstream::{self, UpstreamProtocol};
+
+use exchange::{ClientBody, Finish, PendingLog};
+use forward::ForwardedFor;
+use template_vars::RequestVars;
+
+/// The gateway's request handler: the runtime serving now and the long-lived state.
+pub struct Gateway {
+    runtime: RuntimeHandle,
+    state: Arc<State>,
+}
+
+/// What one request has gathered on its way, for the response steps and the log.
+struct RequestContext<'rt> {
+    request_id: HeaderValue,
+    client_ip: IpAddr,
+    peer_trusted: bool,
+    route: Option<&'rt RoutePlan>,
+    entry: Option<AccessEntry>,
+    bytes_in: Option<Arc<AtomicU64>>,
+}
+
+impl Gateway {
+    /// A gateway serving `runtime`, with `state` kept across reloads.
+    pub fn new(runtime: Runtime, state: Arc<State>) -> Self {
+        Self {
+            runtime: RuntimeHandle::new(runtime),
+            state,
+        }
+    }
+
+    /// The runtime holder, for reloads.
+    pub fn runtime(&self) -> &RuntimeHandle {
+        &self.runtime
+    }
+
+    /// The long-lived state registry.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// The listener limits of the runtime serving now.
+    pub fn limits(&self) -> Limits {
+        self.runtime.current().limits
+    }
+
+    /// Serves one request from `conn`. Never fails: every error becomes a response.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        conn: Arc<ConnContext>,
+    ) -> Response<ClientBody> {
+        conn.activity.on_request_start();
+        let started = Instant::now();
+        let runtime = self.runtime.current();
+        let request_id = request_id::take(request.headers());
+        let client_ip = runtime
+            .trusted_proxies
+            .client_ip(conn.peer.ip(), request.headers());
+        let entry = runtime
+            .access_log
+            .as_ref()
+            .map(|_| access_entry(&request, &request_id, client_ip));
+        let mut ctx = RequestContext {
+            peer_trusted: runtime.trusted_proxies.contains(conn.peer.ip()),
+            request_id,
+            client_ip,
+            route: None,
+            entry,
+            bytes_in: None,
+        };
+
+        let mut response = match self.process(&runtime, request, &conn, &mut ctx).await {
+            Ok(response) => response,
+            Err(err) => {
+                if let Some(entry) = ctx.entry.as_mut() {
+                    entry.error = Some(err.log_text());
+                }
+                err.into_response(ctx.request_id.to_str().unwrap_or_default())
+            }
+        };
+
+        // Response steps, in SPEC order.
+        let security_headers = match ctx.route {
+            Some(route) => route.security_headers.as_ref(),
+            None => runtime.unrouted_security_headers.as_ref(),
+        };
+        if let Some(step) = security_headers {
+            step.apply(response.headers_mut(), conn.tls);
+        }
+        response
+            .headers_mut()
+            .insert(request_id::X_REQUEST_ID.clone(), ctx.request_id);
+
+        let log = match (runtime.access_log.as_ref(), ctx.entry) {
+            (Some(log), Some(mut entry)) => {
+                entry.status = response.status().as_u16();
+                entry.route = ctx.route.map(|r| r.name.to_string());
+                Some(Box::new(PendingLog {
+                    log: log.clone(),
+                    entry,
+                    started,
+                    bytes_in: ctx.bytes_in,
+                }))
+            }
+            _ => None,
+        };
+        let finish = Finish::new(conn.activity.clone(), log);
+        response.map(|body| ClientBody::new(body, finish))
+    }
+
+    /// The request steps, routing and the upstream exchange.
+    async fn process<'rt>(
+        &self,
+        runtime: &'rt Runtime,
+        request: Request<Incoming>,
+        conn: &ConnContext,
+        ctx: &mut RequestContext<'rt>,
+    ) -> Result<Response<GatewayBody>, GatewayError> {
+        if conn.activity.has_ambiguous_framing() {
+            return Err(GatewayError::bad_request(
+                "a request may not have both Content-Length and Transfer-Encoding",
+            )
+            .closing());
+        }
+        check_header_size(&request, runtime.limits.max_header_bytes)?;
+        let path = normalize_path(request.uri().path())
+            .map_err(|err| GatewayError::bad_request(err.to_string()))?;
+        if let Some(entry) = ctx.entry.as_mut() {
+            entry.path = path.to_string();
+        }
+        let host = request_host(&request);
+        let view = RequestView {
+            method: request.method(),
+            host,
+            path: &path,
+            query: request.uri().query(),
+            headers: request.headers(),
+        };
+        let (route, captures) = match runtime.router.find(&view) {
+            RouteMatch::Found { route, captures } => (route, captures),
+            RouteMatch::MethodNotAllowed { allow } => {
+                return Err(GatewayError::method_not_allowed(allow));
+            }
+            RouteMatch::NotFound => return Err(GatewayError::not_found()),
+        };
+        ctx.route = Some(route);
+
+        if declared_length(&request)? > Some(route.max_body) {
+            // Refuse before reading any of the body, and close: the rest is never read.
+            return Err(GatewayError::payload_too_large().closing());
+        }
+
+        match &route.action {
+            RouteAction::Respond(respond) => Ok(respond_response(respond)),
+            RouteAction::Forward(plan) => {
+                let vars = RequestVars {
+                    path: &path,
+                    captures: &captures,
+                    request_id: &ctx.request_id,
+                    client_ip: ctx.client_ip,
+                    headers: request.headers(),
+                    query: request.uri().query(),
+                };
+                let upstream_path = upstream_path(plan, &path, &vars);
+                let query = request.uri().query().map(str::to_owned);
+                self.forward(plan, route, request, upstream_path, query, conn, ctx)
+                    .await
+            }
+        }
+    }
+
+    /// Sends the request to a target of the plan's service and streams its answer back.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        plan: &ForwardPlan,
+        route: &RoutePlan,
+        request: Request<Incoming>,
+        path: String,
+        query: Option<String>,
+        conn: &ConnContext,
+        ctx: &mut RequestContext<'_>,
+    ) -> Result<Response<GatewayBody>, GatewayError> {
+        let service = &plan.service;
+        let target = service.pick();
+        if let Some(entry) = ctx.entry.as_mut() {
+            entry.service = Some(service.name.to_string());
+            entry.target = Some(target.url.clone());
+        }
+
+        let mut path_and_query = path;
+        if let Some(query) = query.filter(|q| !q.is_empty()) {
+            // A `rewrite` template may carry its own query; the client's is appended to it.
+            path_and_query.push(if path_and_query.contains('?') { '&' } else { '?' });
+            path_and_query.push_str(&query);
+        }
+        let uri = Uri::builder()
+            .scheme(target.scheme.clone())
+            .authority(target.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|err| {
+                GatewayError::bad_request("the forwarded path is not a valid URI").with_cause(err)
+            })?;
+
+        let (mut parts, body) = request.into_parts();
+        let client_host = parts.headers.get(HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        let upstream_host = match (&client_host, plan.preserve_host) {
+            (Some(host), true) => host.clone(),
+            _ => target.host_header.clone(),
+        };
+        let peer = conn.peer.ip();
+        let fwd = ForwardedFor {
+            peer,
+            peer_trusted: ctx.peer_trusted,
+            proto: if conn.tls { "https" } else { "http" },
+            host: client_host.as_ref(),
+            upstream_host: &upstream_host,
+            request_id: &ctx.request_id,
+        };
+        forward::prepare_request_headers(&mut parts.headers, &fwd);
+        parts.uri = uri;
+        parts.version = match service.protocol {
+            UpstreamProtocol::Http1 => Version::HTTP_11,
+            UpstreamProtocol::H2c => Version::HTTP_2,
+        };
+
+        if ctx.entry.is_some() {
+            ctx.bytes_in = Some(Arc::default());
+        }
+        let body = RequestBody::new(body, route.max_body, ctx.bytes_in.clone());
+        let upstream_request = Request::from_parts(parts, body);
+
+        let answer = upstream::send(service, target, upstream_request, plan.timeout).await?;
+        if let Some(entry) = ctx.entry.as_mut() {
+            entry.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
+        }
+        let (mut parts, body) = answer.response.into_parts();
+        forward::remove_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, GatewayBody::stream(body)))
+    }
+}
+
+/// The host a request is for: the URI's authority (HTTP/2, absolute-form) or `Host`.
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
+    request
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| request.headers().get(HOST).and_then(|h| h.to_str().ok()))
+}
+
+/// 431 when the request head is over the limit (hyper refuses far larger heads itself).
+fn check_header_size<B>(request: &Request<B>, limit: usize) -> Result<(), GatewayError> {
+    let mut size = request.uri().to_string().len() + request.method().as_str().len() + 12;
+    for (name, value) in request.headers() {
+        size += name.as_str().len() + value.len() + 4;
+        if size > limit {
+            return Err(GatewayError::new(
+                ErrorKind::HeadersTooLarge,
+                "request headers exceed the size limit",
+            )
+            .closing());
+        }
+    }
+    Ok(())
+}
+
+/// The body length the client declared, if any; a malformed `Content-Length` is a 400.
+fn declared_length<B>(request: &Request<B>) -> Result<Option<u64>, GatewayError> {
+    match request.headers().get(CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| GatewayError::bad_request("invalid Content-Length").closing()),
+    }
+}
+
+/// The path sent upstream: `rewrite` when set, else the normalized path less `strip_prefix`.
+fn upstream_path(plan: &ForwardPlan, path: &str, vars: &RequestVars<'_>) -> String {
+    if let Some(template) = &plan.rewrite {
+        let mut out = String::with_capacity(path.len() + 16);
+        template.render(vars, &mut out);
+        if !out.starts_with('/') {
+            out.insert(0, '/');
+        }
+        return out;
+    }
+    match &plan.strip_prefix {
+        Some(prefix) => forward::strip_prefix(path, prefix).to_owned(),
+        None => path.to_owned(),
+    }
+}
+
+/// The response of a `respond` route.
+fn respond_response(respond: &Respond) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::full(respond.body.clone()));
+    *response.status_mut() = respond.status;
+    let headers = response.headers_mut();
+    if !respond.body.is_empty() {
+        headers.insert(CONTENT_TYPE, respond.content_type.clone());
+    }
+    for (name, value) in &respond.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// The access log entry of a request, before it is served.
+fn access_entry<B>(request: &Request<B>, request_id: &HeaderValue, client_ip: IpAddr) -> AccessEntry {
+    AccessEntry {
+        ts: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        request_id: request_id.to_str().unwrap_or_default().to_owned(),
+        client_ip: client_ip.to_string(),
+        method: request.method().to_string(),
+        host: request_host(request).unwrap_or_default().to_owned(),
+        path: request.uri().path().to_owned(),
+        ..AccessEntry::default()
+    }
+}

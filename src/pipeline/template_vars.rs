@@ -1,0 +1,69 @@
+//! The values a request offers to templates (SPEC §2.5).
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderValue};
+
+use crate::router::Captures;
+use crate::template::TemplateVars;
+
+/// One request's template variables.
+pub(super) struct RequestVars<'a> {
+    pub(super) path: &'a str,
+    pub(super) captures: &'a Captures<'a>,
+    pub(super) request_id: &'a HeaderValue,
+    pub(super) client_ip: IpAddr,
+    pub(super) headers: &'a HeaderMap,
+    pub(super) query: Option<&'a str>,
+}
+
+impl TemplateVars for RequestVars<'_> {
+    fn capture(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.captures.get(self.path, name).map(Cow::Borrowed)
+    }
+
+    fn request_id(&self) -> Option<Cow<'_, str>> {
+        self.request_id.to_str().ok().map(Cow::Borrowed)
+    }
+
+    fn consumer(&self) -> Option<Cow<'_, str>> {
+        None
+    }
+
+    fn client_ip(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.client_ip.to_string()))
+    }
+
+    fn claim(&self, _name: &str) -> Option<Cow<'_, str>> {
+        None
+    }
+
+    fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(Cow::Borrowed)
+    }
+
+    fn query(&self, name: &str) -> Option<Cow<'_, str>> {
+        let query = self.query?;
+        form_pairs(query).find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+}
+
+/// `name=value` pairs of a query string, percent-decoded (`+` as space).
+fn form_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k), decode(v))
+    })
+}
+
+fn decode(text: &str) -> Cow<'_, str> {
+    if !text.contains(['%', '+']) {
+        return Cow::Borrowed(text);
+    }
+    let spaced = text.replace('+', " ");
+    Cow::Owned(percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+}

@@ -1,0 +1,409 @@
+//! `compile(config) -> Runtime`: everything the request path needs, parsed and merged once —
+//! targets resolved to clients, plugins merged (global → service → route), patterns and
+//! templates parsed, the router built. Errors point at the file's line and column.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+
+use super::plan::{ForwardPlan, Respond, RouteAction, RoutePlan};
+use super::state::State;
+use super::{Limits, Runtime};
+use crate::config::{
+    self, AccessLog as AccessLogSetting, Config, ConfigError, ConfigErrors, HeaderSetting,
+    Location, PluginSetting, Protocol, RespondBody, Route, Service, Spanned, effective_plugin,
+};
+use crate::pipeline::client_ip::TrustedProxies;
+use crate::pipeline::security_headers::SecurityHeaders;
+use crate::router::{PathSpec, Pattern, RouteSpec, Router};
+use crate::template::Template;
+use crate::upstream::{ClientKey, ServiceRuntime, Target, UpstreamProtocol};
+
+/// What [`compile`] gives: a runtime ready to swap in, or every error found.
+pub type CompileOutcome = Result<Runtime, ConfigErrors>;
+
+/// Collects located errors while compiling.
+struct Errors<'c> {
+    file: &'c str,
+    list: Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn at(&mut self, location: Location, message: impl Into<String>) {
+        self.list
+            .push(ConfigError::at(self.file, location, message.into()));
+    }
+}
+
+/// Compiles a validated config into a [`Runtime`], borrowing long-lived parts (connection
+/// pools, the access log writer) from `state`.
+pub fn compile(config: &Config, state: &State) -> CompileOutcome {
+    let mut errors = Errors {
+        file: &config.file,
+        list: Vec::new(),
+    };
+    let limits = limits(&config.limits);
+    let services = compile_services(config, state, &mut errors);
+
+    let mut routes = Vec::with_capacity(config.routes.len());
+    let mut locations = Vec::with_capacity(config.routes.len());
+    for route in &config.routes {
+        locations.push(route_location(route));
+        if let Some(compiled) = compile_route(config, route, &services, &limits, &mut errors) {
+            routes.push(compiled);
+        }
+    }
+    if !errors.list.is_empty() {
+        return Err(sorted(errors.list));
+    }
+    let route_count = routes.len();
+    let router = match Router::build(routes) {
+        Ok(router) => router,
+        Err(build_errors) => {
+            for err in build_errors {
+                let location = locations.get(err.route).copied().unwrap_or(Location::UNKNOWN);
+                let message = match err.other.and_then(|o| locations.get(o)) {
+                    Some(other) if other.line() > 0 => format!(
+                        "{} (the other route is at line {}, column {})",
+                        err.message,
+                        other.line(),
+                        other.column()
+                    ),
+                    _ => err.message,
+                };
+                errors.at(location, message);
+            }
+            return Err(sorted(errors.list));
+        }
+    };
+
+    let mut trusted = Vec::new();
+    for cidr in &config.trusted_proxies {
+        match config::parse_cidr(&cidr.value) {
+            Ok(net) => trusted.push(net),
+            Err(message) => errors.at(cidr.referenced, message),
+        }
+    }
+    let access_log = match &config.observability.access_log {
+        _ if state.is_dry_run() => None,
+        AccessLogSetting::Off => None,
+        AccessLogSetting::Stdout => Some(state.access_log_stdout()),
+        AccessLogSetting::File(path) => match state.access_log_file(path) {
+            Ok(log) => Some(log),
+            Err(err) => {
+                errors.at(
+                    Location::UNKNOWN,
+                    format!("cannot open the access log `{path}`: {err}"),
+                );
+                None
+            }
+        },
+    };
+    let unrouted_security_headers = effective_plugin([None, None, Some(&config.plugins)], |p| {
+        &p.security_headers
+    })
+    .and_then(|entry| match &entry.value {
+        PluginSetting::On(settings) => Some(security_headers(settings, entry.referenced, &mut errors)),
+        PluginSetting::Off => None,
+    });
+    if !errors.list.is_empty() {
+        return Err(sorted(errors.list));
+    }
+    Ok(Runtime {
+        unrouted_security_headers,
+        router,
+        limits,
+        trusted_proxies: TrustedProxies::new(trusted),
+        access_log,
+        route_count,
+        service_count: services.len(),
+    })
+}
+
+fn sorted(mut list: Vec<ConfigError>) -> ConfigErrors {
+    list.sort_by_key(|e| (e.line, e.col));
+    ConfigErrors(list)
+}
+
+fn limits(limits: &config::Limits) -> Limits {
+    Limits {
+        max_body: limits.max_body.0,
+        max_header_bytes: usize::try_from(limits.max_header_bytes.0).unwrap_or(usize::MAX),
+        header_timeout: limits.header_timeout.0,
+        idle_timeout: limits.idle_timeout.0,
+        max_connections: limits.max_connections as usize,
+        shutdown_grace: limits.shutdown_grace.0,
+    }
+}
+
+fn compile_services(
+    config: &Config,
+    state: &State,
+    errors: &mut Errors<'_>,
+) -> HashMap<String, Arc<ServiceRuntime>> {
+    let mut services = HashMap::with_capacity(config.services.len());
+    for (name, service) in &config.services {
+        let spec = &service.value;
+        let mut targets = Vec::new();
+        let listed: Vec<(&Spanned<String>, u32)> = match &spec.url {
+            Some(url) => vec![(url, 1)],
+            None => spec
+                .targets
+                .iter()
+                .map(|t| (&t.url, t.weight.value))
+                .collect(),
+        };
+        for (url, weight) in listed {
+            match Target::parse(&url.value, weight) {
+                Ok(target) => targets.push(target),
+                Err(err) => errors.at(url.referenced, err.to_string()),
+            }
+        }
+        if targets.is_empty() {
+            if spec.url.is_none() && spec.targets.is_empty() {
+                errors.at(
+                    service.referenced,
+                    format!("service `{name}` needs `url` or `targets`"),
+                );
+            }
+            continue;
+        }
+        let protocol = match protocol(spec) {
+            Protocol::H2c => UpstreamProtocol::H2c,
+            _ => UpstreamProtocol::Http1,
+        };
+        let client = state.pools.client(ClientKey {
+            protocol,
+            connect_timeout: spec.timeouts.connect.0,
+        });
+        services.insert(
+            name.clone(),
+            Arc::new(ServiceRuntime::new(
+                name,
+                targets,
+                protocol,
+                client,
+                spec.timeouts.request.0,
+            )),
+        );
+    }
+    services
+}
+
+fn protocol(service: &Service) -> Protocol {
+    service
+        .protocol
+        .as_ref()
+        .map(|p| p.value)
+        .unwrap_or_default()
+}
+
+/// Where a route is reported: its `path` (or `path_regex`) value.
+fn route_location(route: &Spanned<Route>) -> Location {
+    let r = &route.value;
+    r.path
+        .as_ref()
+        .or(r.path_regex.as_ref())
+        .map_or(route.referenced, |p| p.referenced)
+}
+
+fn compile_route(
+    config: &Config,
+    route: &Spanned<Route>,
+    services: &HashMap<String, Arc<ServiceRuntime>>,
+    limits: &Limits,
+    errors: &mut Errors<'_>,
+) -> Option<(RouteSpec, RoutePlan)> {
+    let r = &route.value;
+    let location = route_location(route);
+    let path = match (&r.path, &r.path_regex) {
+        (Some(path), _) => PathSpec::Pattern(path.value.clone()),
+        (None, Some(regex)) => PathSpec::Regex(regex.value.clone()),
+        (None, None) => return None,
+    };
+    let pattern = match Pattern::parse(&path) {
+        Ok(pattern) => pattern,
+        Err(err) => {
+            errors.at(location, err.to_string());
+            return None;
+        }
+    };
+    let name: Arc<str> = match &r.name {
+        Some(name) => name.value.as_str().into(),
+        None => pattern.as_str().into(),
+    };
+
+    let mut methods = Vec::with_capacity(r.methods.len());
+    for method in &r.methods {
+        match http::Method::from_bytes(method.value.0.as_bytes()) {
+            Ok(m) => methods.push(m),
+            Err(_) => errors.at(method.referenced, format!("invalid method `{}`", method.value.0)),
+        }
+    }
+    let mut headers = Vec::with_capacity(r.headers.len());
+    for (header, value) in &r.headers {
+        match HeaderName::from_bytes(header.0.as_bytes()) {
+            Ok(h) => headers.push((h, value.clone())),
+            Err(_) => errors.at(location, format!("invalid header name `{}`", header.0)),
+        }
+    }
+    let spec = RouteSpec {
+        path,
+        methods: (!methods.is_empty()).then_some(methods),
+        hosts: r.hosts.iter().map(|h| h.value.clone()).collect(),
+        headers,
+        query: r
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+
+    let service = r.service.as_ref().and_then(|s| config.services.get(&s.value));
+    let levels = [
+        Some(&r.plugins),
+        service.map(|s| &s.value.plugins),
+        Some(&config.plugins),
+    ];
+    let security_headers = effective_plugin(levels, |p| &p.security_headers)
+        .and_then(|entry| match &entry.value {
+            PluginSetting::On(settings) => Some(security_headers(settings, entry.referenced, errors)),
+            PluginSetting::Off => None,
+        });
+
+    let action = if let Some(respond) = &r.respond {
+        RouteAction::Respond(compile_respond(&respond.value, respond.referenced, errors))
+    } else if let Some(service_name) = &r.service {
+        let service = services.get(&service_name.value)?;
+        let rewrite = r.rewrite.as_ref().and_then(|rewrite| {
+            let names: Vec<&str> = pattern.capture_names().iter().map(|n| n.as_ref()).collect();
+            match Template::parse(&rewrite.value).and_then(|t| {
+                t.check_captures(&names)?;
+                Ok(t)
+            }) {
+                Ok(template) => Some(template),
+                Err(err) => {
+                    errors.at(rewrite.referenced, format!("invalid `rewrite`: {err}"));
+                    None
+                }
+            }
+        });
+        let strip_prefix = r.strip_prefix.as_ref().and_then(|prefix| {
+            if prefix.value.starts_with('/') {
+                Some(prefix.value.trim_end_matches('/').into())
+            } else {
+                errors.at(prefix.referenced, "`strip_prefix` must start with `/`");
+                None
+            }
+        });
+        RouteAction::Forward(ForwardPlan {
+            service: service.clone(),
+            strip_prefix: strip_prefix.filter(|p: &Box<str>| !p.is_empty()),
+            rewrite,
+            preserve_host: r.preserve_host,
+            timeout: r.timeout.map_or(service.request_timeout, |t| t.0),
+        })
+    } else {
+        // Routes with split or aggregate are refused as unsupported before compiling.
+        return None;
+    };
+
+    let plan = RoutePlan {
+        name,
+        max_body: r.max_body.map_or(limits.max_body, |b| b.0),
+        action,
+        security_headers,
+    };
+    Some((spec, plan))
+}
+
+fn compile_respond(respond: &config::Respond, at: Location, errors: &mut Errors<'_>) -> Respond {
+    let status = StatusCode::from_u16(respond.status.value).unwrap_or_else(|_| {
+        errors.at(respond.status.referenced, "`status` must be 100–599");
+        StatusCode::OK
+    });
+    let (body, content_type) = match &respond.body {
+        RespondBody::Text(text) => (
+            Bytes::from(text.clone()),
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        ),
+        RespondBody::Json(value) => (
+            Bytes::from(value.to_string()),
+            HeaderValue::from_static("application/json"),
+        ),
+    };
+    let mut headers = Vec::new();
+    for (name, value) in &respond.headers {
+        match (
+            HeaderName::from_bytes(name.0.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => headers.push((n, v)),
+            _ => errors.at(at, format!("invalid header `{}: {value}`", name.0)),
+        }
+    }
+    Respond {
+        status,
+        body,
+        content_type,
+        headers,
+    }
+}
+
+fn security_headers(
+    settings: &config::SecurityHeaders,
+    at: Location,
+    errors: &mut Errors<'_>,
+) -> SecurityHeaders {
+    let mut step = SecurityHeaders::default();
+    let mut value_of = |setting: &HeaderSetting, name: &str| match setting {
+        HeaderSetting::Value(v) => match HeaderValue::from_str(v) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                errors.at(at, format!("invalid value for `{name}`"));
+                None
+            }
+        },
+        HeaderSetting::Off => None,
+    };
+    step.hsts = value_of(
+        &settings.strict_transport_security,
+        "strict_transport_security",
+    );
+    let pairs = [
+        (
+            &settings.x_content_type_options,
+            "x_content_type_options",
+            http::header::X_CONTENT_TYPE_OPTIONS,
+        ),
+        (
+            &settings.x_frame_options,
+            "x_frame_options",
+            http::header::X_FRAME_OPTIONS,
+        ),
+        (
+            &settings.referrer_policy,
+            "referrer_policy",
+            http::header::REFERRER_POLICY,
+        ),
+        (
+            &settings.content_security_policy,
+            "content_security_policy",
+            http::header::CONTENT_SECURITY_POLICY,
+        ),
+    ];
+    for (setting, key, header) in pairs {
+        if let Some(value) = value_of(setting, key) {
+            step.set.push((header, value));
+        }
+    }
+    for name in &settings.remove {
+        match HeaderName::from_bytes(name.0.as_bytes()) {
+            Ok(h) => step.remove.push(h),
+            Err(_) => errors.at(at, format!("invalid header name `{}`", name.0)),
+        }
+    }
+    step
+}

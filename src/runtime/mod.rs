@@ -1,0 +1,80 @@
+//! The compiled runtime: everything a request needs, built once per config by
+//! [`compile`](compile::compile) and swapped in atomically; and the [`State`] registry that
+//! outlives configs.
+
+mod compile;
+mod plan;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+pub use compile::{CompileOutcome, compile};
+pub use plan::{Respond, RouteAction, RoutePlan, ForwardPlan};
+pub use state::State;
+
+use crate::observability::access_log::AccessLog;
+use crate::pipeline::client_ip::TrustedProxies;
+use crate::router::Router;
+
+/// Connection and request limits of the listeners (`limits`, SPEC §2.1).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body, unless a route overrides it.
+    pub max_body: u64,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Time to receive a request head.
+    pub header_timeout: Duration,
+    /// Keep-alive idle time.
+    pub idle_timeout: Duration,
+    /// Open connections at most, across listeners.
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// One compiled config: the router with a [`RoutePlan`] per route, and the settings of the
+/// request path. Immutable; replaced whole on reload.
+pub struct Runtime {
+    /// Route lookup.
+    pub router: Router<RoutePlan>,
+    /// Listener limits.
+    pub limits: Limits,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Response steps for requests no route matched (404, 405, 400): the global plugins'.
+    pub unrouted_security_headers: Option<crate::pipeline::security_headers::SecurityHeaders>,
+    /// The access log, unless `access_log: off`.
+    pub access_log: Option<AccessLog>,
+    /// Number of routes, for `check` and logs.
+    pub route_count: usize,
+    /// Number of services, for `check` and logs.
+    pub service_count: usize,
+}
+
+/// The runtime currently serving, swapped in one atomic step.
+pub struct RuntimeHandle {
+    current: ArcSwap<Runtime>,
+}
+
+impl RuntimeHandle {
+    /// Starts serving `runtime`.
+    pub fn new(runtime: Runtime) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(runtime),
+        }
+    }
+
+    /// The runtime serving now; requests keep theirs until they finish.
+    pub fn current(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+
+    /// Replaces the runtime for every request that starts after this call.
+    pub fn swap(&self, runtime: Runtime) {
+        self.current.store(Arc::new(runtime));
+    }
+}

@@ -1,0 +1,57 @@
+//! A route, compiled: where it goes and the steps it runs, in SPEC §3's fixed order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+
+use crate::pipeline::security_headers::SecurityHeaders;
+use crate::template::Template;
+use crate::upstream::ServiceRuntime;
+
+/// Everything the pipeline needs for one route, with plugins merged and parsed.
+pub struct RoutePlan {
+    /// The route's name (metrics, logs).
+    pub name: Arc<str>,
+    /// Largest request body.
+    pub max_body: u64,
+    /// What answers the request.
+    pub action: RouteAction,
+    /// Response headers step, when enabled for the route.
+    pub security_headers: Option<SecurityHeaders>,
+}
+
+/// What answers a routed request.
+pub enum RouteAction {
+    /// Forward to a service.
+    Forward(ForwardPlan),
+    /// Answer directly (`respond`).
+    Respond(Respond),
+}
+
+/// How a request is forwarded.
+pub struct ForwardPlan {
+    /// The service to forward to.
+    pub service: Arc<ServiceRuntime>,
+    /// Removed from the front of the forwarded path.
+    pub strip_prefix: Option<Box<str>>,
+    /// Template of the forwarded path.
+    pub rewrite: Option<Template>,
+    /// Forward the client's `Host`.
+    pub preserve_host: bool,
+    /// Time allowed up to response headers.
+    pub timeout: Duration,
+}
+
+/// A fixed answer (`respond` routes).
+pub struct Respond {
+    /// The status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: Bytes,
+    /// Its content type.
+    pub content_type: HeaderValue,
+    /// Extra headers.
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
+}

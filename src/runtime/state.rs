@@ -1,0 +1,54 @@
+//! State that outlives a config: kept by identity (service name, target URL…) so that a reload
+//! keeps warm connection pools and, later, counters, caches, health and breaker state.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::observability::access_log::AccessLog;
+use crate::upstream::ClientPools;
+
+/// The registry of long-lived state, shared by every runtime compiled in this process.
+#[derive(Default)]
+pub struct State {
+    /// Upstream connection pools.
+    pub pools: ClientPools,
+    access_logs: Mutex<HashMap<String, AccessLog>>,
+    dry_run: bool,
+}
+
+impl State {
+    /// State for compiling a config that will never serve (`gatehouse check`): nothing is
+    /// opened or started.
+    pub fn dry_run() -> Self {
+        Self {
+            dry_run: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this state only validates.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The access log writing to stdout (one writer per process).
+    pub fn access_log_stdout(&self) -> AccessLog {
+        let mut logs = self.access_logs.lock().unwrap_or_else(|p| p.into_inner());
+        logs.entry(String::new())
+            .or_insert_with(AccessLog::stdout)
+            .clone()
+    }
+
+    /// The access log appending to `path` (one writer per file, kept across reloads).
+    pub fn access_log_file(&self, path: &str) -> io::Result<AccessLog> {
+        let mut logs = self.access_logs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = logs.get(path) {
+            return Ok(log.clone());
+        }
+        let log = AccessLog::file(Path::new(path))?;
+        logs.insert(path.to_owned(), log.clone());
+        Ok(log)
+    }
+}
