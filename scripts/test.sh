@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test of Gatehouse: the command the README gives and CI runs.
+# Installs what the tests need when it is missing, so a fresh machine passes too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests use (none beyond the Rust toolchain yet; later: redis-server).
+need_apt=()
+for tool in curl; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "==> installing ${need_apt[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --all-targets --locked
+# Doc tests run separately (--all-targets skips them).
+cargo test --doc --locked

@@ -1,0 +1,244 @@
+//! Shared test fixtures: real upstream servers that behave on command, and the real gateway
+//! started on `127.0.0.1:0` from a YAML config.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gatehouse::app::Gatehouse;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A running test upstream.
+pub struct Upstream {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Requests it has received.
+    pub hits: Arc<AtomicUsize>,
+    /// Connections it has accepted.
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// An upstream speaking HTTP/1.1 and h2c that answers by path:
+/// - `/hang`: never answers;
+/// - `/slow/MS`: answers after MS milliseconds;
+/// - `/status/CODE`: answers CODE with a JSON body;
+/// - `/stream/N`: N chunks of 1 KiB, 20 ms apart;
+/// - `/headers`: echo with `Server`, `X-Powered-By`, `Connection: x-hop` and `X-Hop` set;
+/// - anything else: a JSON echo of method, path, query, headers, version, body length.
+pub async fn upstream(name: &'static str) -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let addr = listener.local_addr().expect("addr");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (h, c) = (hits.clone(), connections.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            c.fetch_add(1, Ordering::SeqCst);
+            let hits = h.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    answer(name, request)
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Upstream {
+        addr,
+        hits,
+        connections,
+    }
+}
+
+fn json_response(status: StatusCode, value: Value) -> Response<TestBody> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(value.to_string())).boxed())
+        .expect("response")
+}
+
+async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
+    let path = request.uri().path().to_owned();
+    if path == "/hang" {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        let ms: u64 = ms.parse().unwrap_or(100);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        let status = code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::OK);
+        return Ok(json_response(status, json!({"upstream": name, "status": status.as_u16()})));
+    }
+    if let Some(n) = path.strip_prefix("/stream/") {
+        let n: usize = n.parse().unwrap_or(3);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
+        tokio::spawn(async move {
+            for _ in 0..n {
+                if tx.send(Ok(Frame::data(Bytes::from(vec![b'x'; 1024])))).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let stream = tokio_stream_from(rx);
+        return Ok(Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(StreamBody::new(stream).boxed())
+            .expect("response"));
+    }
+    let method = request.method().to_string();
+    let query = request.uri().query().map(str::to_owned);
+    let version = format!("{:?}", request.version());
+    let headers: serde_json::Map<String, Value> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or("<binary>"))))
+        .collect();
+    let body = request.into_body().collect().await.map(|b| b.to_bytes());
+    let body_len = body.as_ref().map(|b| b.len()).unwrap_or(0);
+    let echo = json!({
+        "upstream": name, "method": method, "path": path, "query": query,
+        "version": version, "headers": headers, "body_len": body_len,
+    });
+    let mut response = json_response(StatusCode::OK, echo);
+    if path == "/headers" {
+        let h = response.headers_mut();
+        h.insert("server", "test-upstream".parse().expect("value"));
+        h.insert("x-powered-by", "tests".parse().expect("value"));
+        h.insert("connection", "x-hop".parse().expect("value"));
+        h.insert("x-hop", "1".parse().expect("value"));
+    }
+    Ok(response)
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// An upstream that accepts connections, reads the request, and resets the connection.
+pub async fn resetting_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.set_linger(Some(Duration::ZERO));
+                drop(stream);
+            });
+        }
+    });
+    addr
+}
+
+/// An address nothing listens on: connections are refused.
+pub fn refusing_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    addr
+}
+
+/// Starts the real gateway from `yaml` (its `listen` should be `127.0.0.1:0`).
+pub async fn gateway(yaml: &str) -> Gatehouse {
+    let config = gatehouse::config::load_str("test.yaml", yaml)
+        .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
+    Gatehouse::start(config).await.expect("gateway starts")
+}
+
+/// The base URL of the gateway's first listener.
+pub fn base(gateway: &Gatehouse) -> String {
+    format!("http://{}", gateway.listeners[0])
+}
+
+/// A client that does not follow redirects and does not pool across tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Sends raw bytes on a new connection and returns everything the gateway answered before
+/// closing (or `wait` elapsing).
+pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The JSON error body of a gateway error response, checked for the SPEC §4.2 shape.
+pub async fn error_body(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert_eq!(
+        response.headers()["content-type"], "application/json",
+        "errors are JSON"
+    );
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = response.json().await.expect("json error body");
+    assert_eq!(body["error"]["status"], status);
+    assert_eq!(body["error"]["code"], code);
+    assert!(body["error"]["message"].is_string());
+    assert_eq!(
+        body["error"]["request_id"].as_str().map(str::to_owned),
+        request_id,
+        "error body carries the request id"
+    );
+    body
+}
