@@ -1,0 +1,548 @@
+#!/usr/bin/env bash
+# Load benchmark: Gatehouse against nginx in front of the same upstream.
+#
+#   bench/run.sh [proxy|routes|memory|all]        (default: proxy)
+#
+# Environment overrides:
+#   ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 WARMUP=3s
+#   HOLD_CONNECTIONS=5000   connections held open in `memory` mode
+#   GATEHOUSE_BIN=PATH      benchmark another gatehouse binary (default target/release/gatehouse)
+#   SKIP_BUILD=1            do not run cargo build (the binaries must exist)
+#
+# See bench/README.md for what each mode measures and the targets.
+set -euo pipefail
+
+MODE=${1:-proxy}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+WARMUP=${WARMUP:-3s}
+HOLD_CONNECTIONS=${HOLD_CONNECTIONS:-5000}
+BENCH_PATH=/api/v1/users/42
+# The upstream's fixed body; the sanity check expects to see it through both proxies.
+EXPECTED_BODY='{"id":42,"name":"Ada Lovelace","email":"ada@example.com","role":"admin","team":"core","active":true}'
+
+case "$MODE" in
+  proxy | routes | memory | all) ;;
+  -h | --help | help)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "usage: $0 [proxy|routes|memory|all]" >&2
+    exit 2
+    ;;
+esac
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+GATEHOUSE=${GATEHOUSE_BIN:-$TARGET_DIR/release/gatehouse}
+UPSTREAM_BIN=$TARGET_DIR/release/examples/bench_upstream
+
+# ---------------------------------------------------------------------------------------------
+# Output: everything the user should keep goes through `say`, which also appends it to the
+# results file. Raw wrk output goes to a second file next to it.
+# ---------------------------------------------------------------------------------------------
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$BENCH/results"
+RESULTS=$BENCH/results/$STAMP-$MODE.txt
+RAW=$BENCH/results/$STAMP-$MODE.raw.log
+
+say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+log() { printf '\033[2m[bench] %s\033[0m\n' "$*" >&2; }
+die() {
+  printf '\033[31m[bench] error: %s\033[0m\n' "$*" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping: every background process goes into PIDS and is stopped on exit,
+# including Ctrl-C. The temp dir is removed, except after a failure: then its logs are kept.
+# ---------------------------------------------------------------------------------------------
+PIDS=()
+TMP=$(mktemp -d -t gatehouse-bench.XXXXXX)
+
+cleanup() {
+  local status=$? pid
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    # Up to ~3 s for a graceful exit, then SIGKILL.
+    for _ in $(seq 30); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ $status -eq 0 || $status -eq 130 || $status -eq 143 ]]; then
+    rm -rf "$TMP"
+  else
+    echo "[bench] failed (exit $status); logs kept in $TMP" >&2
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'echo "[bench] interrupted" >&2; exit 130' INT
+trap 'echo "[bench] terminated" >&2; exit 143' TERM
+
+# Stops one process we started and forgets it.
+stop() {
+  local pid=$1 p keep=()
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 30); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+# free_port VAR: sets VAR to a loopback port nothing listens on and that this run has not
+# handed out yet. Ports come from 20000-31999, below Linux's ephemeral range (32768-60999),
+# so the benchmark's own outgoing connections never take them.
+USED_PORTS=" "
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 12000))
+    [[ $USED_PORTS == *" $port "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      USED_PORTS+="$port "
+      printf -v "$1" '%s' "$port"
+      return
+    fi
+  done
+}
+
+# wait_port NAME PID PORT LOG: waits (10 s at most) until PORT accepts an HTTP request, failing
+# with the process's log if it exits first or never gets there.
+wait_port() {
+  local name=$1 pid=$2 port=$3 logfile=$4
+  for _ in $(seq 100); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      local status=0
+      wait "$pid" || status=$?
+      echo "----- $logfile" >&2
+      tail -n 30 "$logfile" >&2 || true
+      die "$name exited (status $status) before accepting connections on port $port"
+    fi
+    # Any HTTP answer (even a 404) means the listener is up.
+    if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "----- $logfile" >&2
+  tail -n 30 "$logfile" >&2 || true
+  die "$name did not accept connections on port $port within 10 s"
+}
+
+# check_route NAME PORT: the bench route must answer 200 with the upstream's body, otherwise
+# the benchmark would measure error pages.
+check_route() {
+  local name=$1 port=$2 out code body
+  out=$(curl -s --max-time 5 -w '\n%{http_code}' "http://127.0.0.1:$port$BENCH_PATH") ||
+    die "$name: request to $BENCH_PATH failed"
+  code=${out##*$'\n'}
+  body=${out%$'\n'*}
+  if [[ $code != 200 || $body != "$EXPECTED_BODY" ]]; then
+    die "$name: GET $BENCH_PATH answered $code with body: $body"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup: tools, build, file descriptor limit.
+# ---------------------------------------------------------------------------------------------
+install_tools() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+  command -v curl >/dev/null || missing+=(curl)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]} with apt-get"
+    local sudo=()
+    [[ $EUID -eq 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get update
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}"
+  fi
+  if [[ $MODE == routes || $MODE == memory || $MODE == all ]]; then
+    command -v python3 >/dev/null || die "python3 is needed for the $MODE mode"
+  fi
+}
+
+build() {
+  if [[ ${SKIP_BUILD:-0} == 1 ]]; then
+    log "SKIP_BUILD=1: using existing binaries"
+  else
+    log "cargo build --release --bin gatehouse --example bench_upstream"
+    (cd "$ROOT" && cargo build --release --bin gatehouse --example bench_upstream)
+  fi
+  [[ -x $UPSTREAM_BIN ]] || die "$UPSTREAM_BIN is missing"
+  [[ -x $GATEHOUSE ]] || die "$GATEHOUSE is missing"
+}
+
+install_tools
+build
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+# Room for 5,000 client connections plus as many upstream ones.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+say "# gatehouse bench: mode=$MODE $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+say "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ $MODE != memory ]]; then
+  say "# wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds each, warm-up $WARMUP"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Servers.
+# ---------------------------------------------------------------------------------------------
+start_upstream() {
+  free_port UPSTREAM_PORT
+  "$UPSTREAM_BIN" "127.0.0.1:$UPSTREAM_PORT" >"$TMP/upstream.log" 2>&1 &
+  PIDS+=($!)
+  wait_port upstream $! "$UPSTREAM_PORT" "$TMP/upstream.log"
+  log "upstream on 127.0.0.1:$UPSTREAM_PORT"
+}
+
+# start_nginx PORT: nginx with the route equivalent to Gatehouse's; sets NGINX_PID.
+start_nginx() {
+  local port=$1 dir=$TMP/nginx-$1
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes auto;
+worker_rlimit_nofile 65536;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+
+events {
+    worker_connections 20000;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+
+    # Gatehouse keeps client connections for idle_timeout (60 s) without a request limit;
+    # nginx's default would close them every 1,000 requests.
+    keepalive_timeout 60s;
+    keepalive_requests 1000000;
+
+    upstream bench_upstream {
+        server 127.0.0.1:$UPSTREAM_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+
+    server {
+        listen 127.0.0.1:$port;
+
+        # /api/v1/users/... -> upstream /users/... (strip_prefix /api/v1).
+        location /api/v1/users/ {
+            proxy_pass http://bench_upstream/users/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # The same work Gatehouse does on every request (SPEC 3.1, 4.1).
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header X-Request-Id \$request_id;
+            add_header X-Request-Id \$request_id always;
+        }
+    }
+}
+EOF
+  "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/stdout.log" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  wait_port nginx "$NGINX_PID" "$port" "$dir/error.log"
+  check_route nginx "$port"
+  log "nginx on 127.0.0.1:$port"
+}
+
+# The benchmark route, as in the brief; the same route the nginx config has.
+write_gatehouse_config() {
+  local file=$1 port=$2
+  cat >"$file" <<EOF
+listen: 127.0.0.1:$port
+observability: { access_log: off }
+services:
+  users: { url: http://127.0.0.1:$UPSTREAM_PORT }
+routes:
+  - path: /api/v1/users/**
+    service: users
+    strip_prefix: /api/v1
+EOF
+}
+
+# start_gatehouse CONFIG PORT: sets GATEHOUSE_PID.
+start_gatehouse() {
+  local config=$1 port=$2 logfile
+  logfile=$TMP/gatehouse-$port.log
+  "$GATEHOUSE" run -c "$config" >"$logfile" 2>&1 &
+  GATEHOUSE_PID=$!
+  PIDS+=("$GATEHOUSE_PID")
+  wait_port "gatehouse ($GATEHOUSE run -c $config)" "$GATEHOUSE_PID" "$port" "$logfile"
+  check_route gatehouse "$port"
+  log "gatehouse on 127.0.0.1:$port ($(basename "$config"))"
+}
+
+# ---------------------------------------------------------------------------------------------
+# wrk and its output.
+# ---------------------------------------------------------------------------------------------
+
+# run_wrk NAME PORT DURATION: runs wrk and sets WRK_RESULT to "req/s p99_ms errors".
+# wrk runs in the background and the shell waits for it with `wait`, which a Ctrl-C
+# interrupts at once (wrk itself catches SIGINT and exits normally, so a foreground wrk would
+# let the script carry on with the next round).
+run_wrk() {
+  local name=$1 port=$2 duration=$3 out=$TMP/wrk.out status=0
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency \
+    "http://127.0.0.1:$port$BENCH_PATH" >"$out" 2>&1 &
+  WRK_PID=$!
+  PIDS+=("$WRK_PID")
+  wait "$WRK_PID" || status=$?
+  stop "$WRK_PID"
+  if ((status != 0)); then
+    cat "$out" >&2
+    die "wrk against $name failed (status $status)"
+  fi
+  { echo "===== $name $(date -u +%T)"; cat "$out"; } >>"$RAW"
+  WRK_RESULT=$(parse_wrk "$out")
+}
+
+# Prints "req/s p99_ms errors" from wrk --latency output; errors counts socket errors and
+# non-2xx/3xx answers.
+parse_wrk() {
+  awk '
+    function ms(v,   n, u) {           # "850.00us" / "3.45ms" / "1.20s" / "2.00m" -> ms
+      n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+      if (u == "us") return n / 1000
+      if (u == "s") return n * 1000
+      if (u == "m") return n * 60000
+      return n
+    }
+    /^ *99%/                     { p99 = ms($2) }
+    /^Requests\/sec:/            { rps = $2 }
+    /Non-2xx or 3xx responses:/  { errors += $NF }
+    /Socket errors:/             { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) errors += $i + 0 }
+    END {
+      if (rps == "" || p99 == "") { print "unparsable"; exit 1 }
+      printf "%.0f %.3f %d\n", rps, p99, errors
+    }' "$1" || die "could not parse wrk output: $(cat "$1")"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0) ? a / b : 0 }'; }
+# verdict "EXPR": PASS or FAIL, EXPR being an awk comparison of numbers such as "1.02 >= 1.0".
+verdict() { awk "BEGIN { print ($1) ? \"PASS\" : \"FAIL\" }"; }
+# row ROUND TARGET "REQS P99 ERRORS": one line of the per-round table.
+row() {
+  local rps p99 errors
+  read -r rps p99 errors <<<"$3"
+  printf '%-6s %-22s %12s %10s %8s' "$1" "$2" "$rps" "$p99" "$errors"
+}
+
+# compare NAME_A PORT_A NAME_B PORT_B: warm-up, then ROUNDS alternating rounds A, B, A, B...
+# Prints the per-round table and the medians; sets MED_RPS_A/B and MED_P99_A/B.
+compare() {
+  local name_a=$1 port_a=$2 name_b=$3 port_b=$4 round r
+  log "warm-up: $WARMUP each"
+  run_wrk "$name_a" "$port_a" "$WARMUP"
+  run_wrk "$name_b" "$port_b" "$WARMUP"
+
+  : >"$TMP/a.txt"
+  : >"$TMP/b.txt"
+  say ""
+  say "$(printf '%-6s %-22s %12s %10s %8s' round target req/s p99_ms errors)"
+  for round in $(seq "$ROUNDS"); do
+    run_wrk "$name_a" "$port_a" "$DURATION"
+    r=$WRK_RESULT
+    echo "$r" >>"$TMP/a.txt"
+    say "$(row "$round" "$name_a" "$r")"
+    run_wrk "$name_b" "$port_b" "$DURATION"
+    r=$WRK_RESULT
+    echo "$r" >>"$TMP/b.txt"
+    say "$(row "$round" "$name_b" "$r")"
+  done
+
+  MED_RPS_A=$(cut -d' ' -f1 "$TMP/a.txt" | median)
+  MED_P99_A=$(cut -d' ' -f2 "$TMP/a.txt" | median)
+  MED_RPS_B=$(cut -d' ' -f1 "$TMP/b.txt" | median)
+  MED_P99_B=$(cut -d' ' -f2 "$TMP/b.txt" | median)
+  local err_a err_b
+  err_a=$(awk '{ s += $3 } END { print s + 0 }' "$TMP/a.txt")
+  err_b=$(awk '{ s += $3 } END { print s + 0 }' "$TMP/b.txt")
+  say ""
+  say "$(printf '%-29s %12s %10s %8s' 'median' req/s p99_ms errors)"
+  say "$(printf '%-29s %12s %10s %8s' "$name_a" "$MED_RPS_A" "$MED_P99_A" "$err_a")"
+  say "$(printf '%-29s %12s %10s %8s' "$name_b" "$MED_RPS_B" "$MED_P99_B" "$err_b")"
+  if ((err_a + err_b > 0)); then
+    say "WARNING: wrk saw errors (socket errors or non-2xx answers); see $RAW"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Modes.
+# ---------------------------------------------------------------------------------------------
+
+# proxy: nginx vs Gatehouse on the same route.
+mode_proxy() {
+  say ""
+  say "## proxy: nginx vs gatehouse, GET $BENCH_PATH"
+  local nginx_port gh_port
+  free_port nginx_port
+  free_port gh_port
+  start_nginx "$nginx_port"
+  write_gatehouse_config "$TMP/gatehouse.yaml" "$gh_port"
+  start_gatehouse "$TMP/gatehouse.yaml" "$gh_port"
+
+  compare nginx "$nginx_port" gatehouse "$gh_port"
+  local tput p99
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+  say ""
+  say "gatehouse/nginx throughput: ${tput}x  (target >= 1.0: $(verdict "$tput >= 1.0"))"
+  say "gatehouse/nginx p99:        ${p99}x  (target <= 1.0: $(verdict "$p99 <= 1.0"))"
+
+  stop "$GATEHOUSE_PID"
+  stop "$NGINX_PID"
+}
+
+# routes: `gatehouse check` time on 10,000 routes, and throughput with 10 vs 10,000 routes.
+mode_routes() {
+  say ""
+  say "## routes: 10 vs 10,000 routes"
+  local small_port big_port small big
+  free_port small_port
+  free_port big_port
+  small=$TMP/routes-10.yaml
+  big=$TMP/routes-10000.yaml
+  python3 "$BENCH/gen_routes.py" --listen "127.0.0.1:$small_port" \
+    --upstream "http://127.0.0.1:$UPSTREAM_PORT" --routes 10 >"$small"
+  python3 "$BENCH/gen_routes.py" --listen "127.0.0.1:$big_port" \
+    --upstream "http://127.0.0.1:$UPSTREAM_PORT" --routes 10000 >"$big"
+
+  # Wall time of the whole `check` process (start, parse, validate, compile): an upper bound
+  # on the compile time. The median of three runs.
+  local t status out times=()
+  for _ in 1 2 3; do
+    status=0
+    t=$({ TIMEFORMAT=%R; time "$GATEHOUSE" check -c "$big" >"$TMP/check.out" 2>&1; } 2>&1) || status=$?
+    out=$(cat "$TMP/check.out")
+    ((status == 0)) || die "gatehouse check failed (status $status) on the 10,000-route config: $(head -c 2000 "$TMP/check.out")"
+    times+=("$t")
+  done
+  local ms
+  ms=$(printf '%s\n' "${times[@]}" | median | awk '{ printf "%.0f", $1 * 1000 }')
+  say "gatehouse check -c routes-10000.yaml: $out"
+  say "check time (median of 3, whole process): ${ms} ms  (target < 200 ms: $(verdict "$ms < 200"))"
+
+  start_gatehouse "$small" "$small_port"
+  local small_pid=$GATEHOUSE_PID
+  start_gatehouse "$big" "$big_port"
+  local big_pid=$GATEHOUSE_PID
+
+  compare "gatehouse-10-routes" "$small_port" "gatehouse-10000-routes" "$big_port"
+  local tput
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  say ""
+  say "10,000-route/10-route throughput: ${tput}x  (target >= 0.95: $(verdict "$tput >= 0.95"))"
+  say "10,000-route/10-route p99:        $(ratio "$MED_P99_B" "$MED_P99_A")x"
+
+  stop "$big_pid"
+  stop "$small_pid"
+}
+
+# rss_kib PID...: summed VmRSS of the processes and their children (nginx workers), in KiB.
+rss_kib() {
+  local pid p kids total=0 kib
+  for pid in "$@"; do
+    kids=$(pgrep -P "$pid" || true)
+    for p in $pid $kids; do
+      kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+      total=$((total + ${kib:-0}))
+    done
+  done
+  echo "$total"
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+mem_row() { printf '%-30s %8s MiB  %s' "$1" "$2" "$3"; }
+
+# measure_memory NAME PID PORT: prints idle RSS and RSS with HOLD_CONNECTIONS keep-alive
+# connections open; sets IDLE_KIB and BUSY_KIB.
+measure_memory() {
+  local name=$1 pid=$2 port=$3 ready=$TMP/ready-$3 holder
+  sleep 1 # let start-up allocations settle
+  IDLE_KIB=$(rss_kib "$pid")
+  rm -f "$ready"
+  python3 "$BENCH/hold_conns.py" --port "$port" --count "$HOLD_CONNECTIONS" --hold 5 \
+    --ready-file "$ready" >"$TMP/hold-$port.log" 2>&1 &
+  holder=$!
+  PIDS+=("$holder")
+  for _ in $(seq 600); do
+    [[ -s $ready ]] && break
+    kill -0 "$holder" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -s $ready ]] || {
+    cat "$TMP/hold-$port.log" >&2
+    die "$name: could not open $HOLD_CONNECTIONS connections within 60 s"
+  }
+  sleep 1 # connections are open and idle; read the memory while they are held
+  BUSY_KIB=$(rss_kib "$pid")
+  local status=0
+  wait "$holder" || status=$?
+  stop "$holder"
+  sed 's/^/    /' "$TMP/hold-$port.log" | tee -a "$RESULTS"
+  ((status == 0)) || say "WARNING: $name did not answer all $HOLD_CONNECTIONS requests with 200"
+}
+
+# memory: resident memory idle and with 5,000 keep-alive connections.
+mode_memory() {
+  say ""
+  say "## memory: VmRSS idle and with $HOLD_CONNECTIONS keep-alive connections"
+  local gh_port nginx_port idle busy
+  free_port gh_port
+  write_gatehouse_config "$TMP/gatehouse-memory.yaml" "$gh_port"
+  start_gatehouse "$TMP/gatehouse-memory.yaml" "$gh_port"
+  measure_memory gatehouse "$GATEHOUSE_PID" "$gh_port"
+  idle=$(mib "$IDLE_KIB")
+  busy=$(mib "$BUSY_KIB")
+  say "$(mem_row "gatehouse idle" "$idle" "(target < 20 MiB: $(verdict "$idle < 20"))")"
+  say "$(mem_row "gatehouse, $HOLD_CONNECTIONS connections" "$busy" "(target < 64 MiB: $(verdict "$busy < 64"))")"
+  stop "$GATEHOUSE_PID"
+
+  # nginx for comparison: master plus workers, summed (shared pages are counted per process).
+  free_port nginx_port
+  start_nginx "$nginx_port"
+  measure_memory nginx "$NGINX_PID" "$nginx_port"
+  say "$(mem_row "nginx idle" "$(mib "$IDLE_KIB")" "(master + workers)")"
+  say "$(mem_row "nginx, $HOLD_CONNECTIONS connections" "$(mib "$BUSY_KIB")" "(master + workers)")"
+  stop "$NGINX_PID"
+}
+
+start_upstream
+case "$MODE" in
+  proxy) mode_proxy ;;
+  routes) mode_routes ;;
+  memory) mode_memory ;;
+  all)
+    mode_proxy
+    mode_routes
+    mode_memory
+    ;;
+esac
+say ""
+say "# results: $RESULTS$([[ -e $RAW ]] && echo " (raw wrk output: $RAW)")"
