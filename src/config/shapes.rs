@@ -40,23 +40,23 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                T::deserialize(v.into_deserializer()).map(OneOrMany::One)
+                T::deserialize(Scalar(v.into_deserializer())).map(OneOrMany::One)
             }
 
             fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                T::deserialize(v.into_deserializer()).map(OneOrMany::One)
+                T::deserialize(Scalar(v.into_deserializer())).map(OneOrMany::One)
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                T::deserialize(v.into_deserializer()).map(OneOrMany::One)
+                T::deserialize(Scalar(v.into_deserializer())).map(OneOrMany::One)
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                T::deserialize(v.into_deserializer()).map(OneOrMany::One)
+                T::deserialize(Scalar(v.into_deserializer())).map(OneOrMany::One)
             }
 
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                T::deserialize(v.into_deserializer()).map(OneOrMany::One)
+                T::deserialize(Scalar(v.into_deserializer())).map(OneOrMany::One)
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
@@ -65,6 +65,33 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
         }
 
         deserializer.deserialize_any(OneOrManyVisitor(PhantomData))
+    }
+}
+
+/// A plain scalar deserializer that also offers itself as a newtype, so wrappers such as
+/// [`Spanned`] accept a value that arrives through a visitor (their location is then unknown;
+/// [`located`] fills it in).
+struct Scalar<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Scalar<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        visitor.visit_newtype_struct(self.0)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
     }
 }
 
