@@ -182,3 +182,38 @@ fn quickstart_example_loads() {
     assert_eq!(config.routes.len(), 3);
     assert_eq!(config.services.len(), 2);
 }
+
+#[test]
+fn unknown_plugin_with_did_you_mean() {
+    insta::assert_snapshot!(errors(
+        "plugins:\n  security_header: true\nroutes:\n  - path: /\n    respond: { status: 200 }\n"
+    ));
+}
+
+#[test]
+fn plugin_turned_off_on_a_route_no_longer_counts() {
+    let text = errors(
+        "plugins:\n  auth: { api_key: {} }\nroutes:\n  - path: /\n    respond: { status: 200 }\n    plugins:\n      auth: false\n      authorize: { groups: [admins] }\n",
+    );
+    assert!(
+        text.contains("gatehouse.yaml:8:7: `authorize` needs `auth` on the route"),
+        "{text}"
+    );
+}
+
+#[test]
+fn inherited_auth_satisfies_authorize() {
+    let text = errors(
+        "services:\n  users:\n    url: http://127.0.0.1:9001\n    plugins:\n      auth: { api_key: {} }\nroutes:\n  - path: /\n    service: users\n    plugins:\n      authorize: { groups: [admins] }\n",
+    );
+    assert!(!text.contains("needs `auth`"), "{text}");
+}
+
+#[test]
+fn security_headers_are_supported_and_request_id_accepts_true() {
+    load_str(
+        "gatehouse.yaml",
+        "plugins:\n  request_id: true\n  security_headers: { x_frame_options: false }\nroutes:\n  - path: /\n    respond: { status: 200 }\n    plugins: { security_headers: false }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -340,7 +340,8 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Wrap<'_, A> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, A::Error> {
-        self.inner.struct_variant(fields, Wrap::new(visitor, self.env))
+        self.inner
+            .struct_variant(fields, Wrap::new(visitor, self.env))
     }
 }
 

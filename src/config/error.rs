@@ -42,7 +42,11 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 
@@ -111,8 +115,20 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
             expected,
             ..
         } => format!("expected {expected}, found {unexpected}"),
+        E::InvalidScalar { ty, .. } => format!("expected {}", describe_scalar(ty)),
         E::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key `{key}`"),
         other => UserMessageFormatter.format_message(other).into_owned(),
+    }
+}
+
+/// A scalar type as a user would say it.
+fn describe_scalar(ty: &str) -> String {
+    match ty {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "bool" | "boolean" => "`true` or `false`".to_owned(),
+        other => other.to_owned(),
     }
 }
 

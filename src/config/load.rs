@@ -99,17 +99,24 @@ mod tests {
         let admin = config.admin.expect("admin").value;
         assert_eq!(admin.listen.value, "127.0.0.1:8081");
         assert_eq!(admin.token.expect("token").value.expose(), "s3#cr: et");
-        assert_eq!((admin.listen.referenced.line(), admin.listen.referenced.column()), (2, 11));
+        assert_eq!(
+            (
+                admin.listen.referenced.line(),
+                admin.listen.referenced.column()
+            ),
+            (2, 11)
+        );
     }
 
     #[test]
     fn env_applies_inside_quoted_strings_lists_and_typed_values() {
-        let config = parse(
-            "listen: [\"0.0.0.0:${PORT}\"]\nlimits:\n  idle_timeout: ${IDLE:-5s}\n",
-        )
-        .expect("valid");
+        let config = parse("listen: [\"0.0.0.0:${PORT}\"]\nlimits:\n  idle_timeout: ${IDLE:-5s}\n")
+            .expect("valid");
         assert_eq!(config.listen_addresses()[0].value, "0.0.0.0:8081");
-        assert_eq!(config.limits.idle_timeout, crate::config::Duration::from_secs(5));
+        assert_eq!(
+            config.limits.idle_timeout,
+            crate::config::Duration::from_secs(5)
+        );
     }
 
     #[test]
@@ -140,11 +147,27 @@ mod tests {
         )
         .expect("valid");
         let plugins = &config.plugins;
-        assert!(matches!(plugins.request_id.as_ref().map(|p| &p.value), Some(PluginSetting::On(_))));
-        assert!(matches!(plugins.cors.as_ref().map(|p| &p.value), Some(PluginSetting::Off)));
-        let headers = plugins.security_headers.as_ref().and_then(|p| p.value.settings());
-        assert_eq!(headers.map(|h| h.x_frame_options.clone()), Some(HeaderSetting::value("DENY")));
-        let cache = plugins.cache.as_ref().and_then(|p| p.value.settings()).expect("cache");
+        assert!(matches!(
+            plugins.request_id.as_ref().map(|p| &p.value),
+            Some(PluginSetting::On(_))
+        ));
+        assert!(matches!(
+            plugins.cors.as_ref().map(|p| &p.value),
+            Some(PluginSetting::Off)
+        ));
+        let headers = plugins
+            .security_headers
+            .as_ref()
+            .and_then(|p| p.value.settings());
+        assert_eq!(
+            headers.map(|h| h.x_frame_options.clone()),
+            Some(HeaderSetting::value("DENY"))
+        );
+        let cache = plugins
+            .cache
+            .as_ref()
+            .and_then(|p| p.value.settings())
+            .expect("cache");
         assert_eq!(cache.vary_query, VaryQuery::Only(vec!["page".into()]));
         assert_eq!(cache.per_consumer, PerConsumer::Yes);
     }
@@ -152,7 +175,10 @@ mod tests {
     #[test]
     fn true_is_refused_for_plugins_with_required_settings() {
         let err = parse_err("plugins:\n  rate_limit: true\n");
-        assert!(err.starts_with("g.yaml:2:15: `true` turns a plugin on"), "{err}");
+        assert!(
+            err.starts_with("g.yaml:2:15: `true` turns a plugin on"),
+            "{err}"
+        );
         assert!(err.contains("limits"), "{err}");
     }
 
@@ -160,11 +186,17 @@ mod tests {
     fn security_header_values_may_be_false() {
         let config = parse("plugins:\n  security_headers: { x_frame_options: false, referrer_policy: same-origin }\n")
             .expect("valid");
-        let headers = config.plugins.security_headers.and_then(|p| p.value.settings().cloned());
+        let headers = config
+            .plugins
+            .security_headers
+            .and_then(|p| p.value.settings().cloned());
         let headers = headers.expect("on");
         assert_eq!(headers.x_frame_options, HeaderSetting::Off);
         assert_eq!(headers.referrer_policy, HeaderSetting::value("same-origin"));
-        assert_eq!(headers.x_content_type_options, HeaderSetting::value("nosniff"));
+        assert_eq!(
+            headers.x_content_type_options,
+            HeaderSetting::value("nosniff")
+        );
     }
 
     #[test]
@@ -174,7 +206,10 @@ mod tests {
         assert_eq!(config.limits.max_header_bytes.bytes(), 64 * 1024);
         assert_eq!(config.limits.max_connections, 25_000);
         assert_eq!(config.limits.shutdown_grace.get().as_secs(), 30);
-        assert_eq!(config.listen_addresses()[0].value, crate::config::DEFAULT_LISTEN);
+        assert_eq!(
+            config.listen_addresses()[0].value,
+            crate::config::DEFAULT_LISTEN
+        );
     }
 
     #[test]
@@ -185,7 +220,13 @@ mod tests {
             &env,
         )
         .expect("valid");
-        let body = |i: usize| config.routes[i].value.respond.as_ref().map(|r| r.value.body.clone());
+        let body = |i: usize| {
+            config.routes[i]
+                .value
+                .respond
+                .as_ref()
+                .map(|r| r.value.body.clone())
+        };
         assert_eq!(body(0), Some(RespondBody::Text("ok".into())));
         assert_eq!(
             body(1),
@@ -201,7 +242,12 @@ mod tests {
             &env,
         )
         .expect("valid");
-        let methods: Vec<String> = config.routes[0].value.methods.iter().map(|m| m.value.0.clone()).collect();
+        let methods: Vec<String> = config.routes[0]
+            .value
+            .methods
+            .iter()
+            .map(|m| m.value.0.clone())
+            .collect();
         assert_eq!(methods, ["GET", "POST"]);
     }
 }

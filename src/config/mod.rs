@@ -28,14 +28,14 @@ pub use consumer::Consumer;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load_file, load_str, parse_str};
 pub use plugins::{
-    Cache, Cors, IpFilter, PluginEntry, Plugins, RateAlgorithm, RateLimit, RateScope, RequestId,
-    SecurityHeaders, Store, effective_plugin,
+    Cache, Cors, IpFilter, PLUGIN_NAMES, PluginEntry, Plugins, RateAlgorithm, RateLimit, RateScope,
+    RequestId, SecurityHeaders, Store, effective_plugin,
 };
 pub use route::{Aggregate, AggregatePart, Mirror, Respond, Route, SplitTarget};
 pub use serde_saphyr::{Location, Spanned};
 pub use service::{
-    Balance, CircuitBreaker, Health, Passive, Protocol, Retries, RetryOn, Service,
-    ServiceTimeouts, ServiceTls, Target,
+    Balance, CircuitBreaker, Health, Passive, Protocol, Retries, RetryOn, Service, ServiceTimeouts,
+    ServiceTls, Target,
 };
 pub use shapes::{
     HeaderSetting, OneOrMany, PerConsumer, PluginSetting, RespondBody, VaryQuery, located,

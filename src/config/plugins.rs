@@ -2,7 +2,10 @@
 //! ([`super::transform`]).
 
 use indexmap::IndexMap;
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::auth::{Auth, Authorize};
@@ -14,9 +17,9 @@ use super::units::{ByteSize, Duration, HeaderName, Method, Rate, Selector};
 pub type PluginEntry<T> = Option<Spanned<PluginSetting<T>>>;
 
 /// A `plugins:` map (global, service or route). Each plugin may appear once; the order in
-/// the file does not matter (they run in the SPEC's fixed order).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// the file does not matter (they run in the SPEC's fixed order). The location kept with
+/// each entry is that of its key (`cors:`), so errors about a plugin point at its name.
+#[derive(Debug, Clone, Default)]
 pub struct Plugins {
     /// Request ids; always on (`{}` or `true` allowed, `false` is an error).
     pub request_id: PluginEntry<RequestId>,
@@ -38,6 +41,74 @@ pub struct Plugins {
     pub response_transform: PluginEntry<ResponseTransform>,
     /// Security response headers.
     pub security_headers: PluginEntry<SecurityHeaders>,
+}
+
+/// The plugin names, in the order they run.
+pub const PLUGIN_NAMES: [&str; 10] = [
+    "request_id",
+    "ip_filter",
+    "cors",
+    "auth",
+    "authorize",
+    "rate_limit",
+    "request_transform",
+    "cache",
+    "response_transform",
+    "security_headers",
+];
+
+impl<'de> Deserialize<'de> for Plugins {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(PluginsVisitor)
+    }
+}
+
+/// Reads a `plugins:` map, keeping each entry's key location.
+struct PluginsVisitor;
+
+/// Reads the value of a plugin entry and gives it the location of its key.
+fn entry<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+    map: &mut A,
+    key: &Spanned<String>,
+) -> Result<PluginEntry<T>, A::Error> {
+    let value: Spanned<PluginSetting<T>> = map.next_value()?;
+    Ok(Some(Spanned::new(
+        value.value,
+        key.referenced,
+        value.defined,
+    )))
+}
+
+impl<'de> Visitor<'de> for PluginsVisitor {
+    type Value = Plugins;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping of plugin names to settings")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Plugins, E> {
+        Ok(Plugins::default())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Plugins, A::Error> {
+        let mut plugins = Plugins::default();
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            match key.value.as_str() {
+                "request_id" => plugins.request_id = entry(&mut map, &key)?,
+                "ip_filter" => plugins.ip_filter = entry(&mut map, &key)?,
+                "cors" => plugins.cors = entry(&mut map, &key)?,
+                "auth" => plugins.auth = entry(&mut map, &key)?,
+                "authorize" => plugins.authorize = entry(&mut map, &key)?,
+                "rate_limit" => plugins.rate_limit = entry(&mut map, &key)?,
+                "request_transform" => plugins.request_transform = entry(&mut map, &key)?,
+                "cache" => plugins.cache = entry(&mut map, &key)?,
+                "response_transform" => plugins.response_transform = entry(&mut map, &key)?,
+                "security_headers" => plugins.security_headers = entry(&mut map, &key)?,
+                other => return Err(de::Error::unknown_field(other, &PLUGIN_NAMES)),
+            }
+        }
+        Ok(plugins)
+    }
 }
 
 /// The entry of one plugin that applies to a route: the first one present among `levels`,

@@ -95,9 +95,14 @@ impl FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        let units: [(u128, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+        let units: [(u128, &str); 4] = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+        ];
         for (size, unit) in units {
-            if ms != 0 && ms % size == 0 {
+            if ms != 0 && ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }
@@ -105,7 +110,10 @@ impl fmt::Display for Duration {
     }
 }
 
-deserialize_from_str!(Duration, "a duration such as `250ms`, `2s`, `1m`, `1h` or `1d`");
+deserialize_from_str!(
+    Duration,
+    "a duration such as `250ms`, `2s`, `1m`, `1h` or `1d`"
+);
 
 /// An amount of bytes: `512B`, `64KiB`, `10MiB`, `1GiB`, or `KB`/`MB`/`GB` as powers of 1000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -157,7 +165,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let units: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
         for (size, unit) in units {
-            if self.0 != 0 && self.0 % size == 0 {
+            if self.0 != 0 && self.0.is_multiple_of(size) {
                 return write!(f, "{}{unit}", self.0 / size);
             }
         }
@@ -183,9 +191,7 @@ impl FromStr for Rate {
         let bad = |why: &str| {
             format!("invalid rate limit `{text}`: {why}; expected `N/DURATION`, e.g. `100/1m`")
         };
-        let (count, per) = text
-            .split_once('/')
-            .ok_or_else(|| bad("missing `/`"))?;
+        let (count, per) = text.split_once('/').ok_or_else(|| bad("missing `/`"))?;
         let count: u64 = count
             .trim()
             .parse()
@@ -299,7 +305,9 @@ impl FromStr for Selector {
     fn from_str(text: &str) -> Result<Self, String> {
         let named = |name: &str| -> Result<String, String> {
             if name.is_empty() {
-                Err(format!("invalid selector `{text}`: the name after `:` is empty"))
+                Err(format!(
+                    "invalid selector `{text}`: the name after `:` is empty"
+                ))
             } else {
                 Ok(name.to_owned())
             }
@@ -404,7 +412,16 @@ mod tests {
 
     #[test]
     fn sizes_reject_other_forms() {
-        for bad in ["", "10", "10mb", "1.5MiB", "10 MiB", "1TB", "KiB", "99999999999999GiB"] {
+        for bad in [
+            "",
+            "10",
+            "10mb",
+            "1.5MiB",
+            "10 MiB",
+            "1TB",
+            "KiB",
+            "99999999999999GiB",
+        ] {
             let err = bad.parse::<ByteSize>().expect_err(bad);
             assert!(err.starts_with("invalid size"), "{err}");
         }
@@ -439,7 +456,10 @@ mod tests {
             Ok(Selector::Header(HeaderName("X-User-Id".into())))
         );
         assert_eq!("cookie:sid".parse(), Ok(Selector::Cookie("sid".into())));
-        assert_eq!("query:api_key".parse(), Ok(Selector::Query("api_key".into())));
+        assert_eq!(
+            "query:api_key".parse(),
+            Ok(Selector::Query("api_key".into()))
+        );
         assert_eq!("ip".parse(), Ok(Selector::Ip));
         assert_eq!("consumer".parse(), Ok(Selector::Consumer));
         assert!("header:".parse::<Selector>().is_err());

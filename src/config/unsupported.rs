@@ -4,12 +4,12 @@
 
 use serde_saphyr::{Location, Spanned};
 
+use super::Config;
 use super::error::ConfigError;
 use super::plugins::Plugins;
 use super::route::Route;
 use super::service::{Balance, Protocol, Service};
 use super::shapes::PluginSetting;
-use super::Config;
 
 /// Every feature of a config that is not supported yet, as located errors
 /// ``FILE:LINE:COL: `aggregate` is not supported yet``.
@@ -40,7 +40,10 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
 
     for service in config.services.values() {
         let s: &Service = &service.value;
-        let balance = s.balance.as_ref().filter(|b| b.value != Balance::RoundRobin);
+        let balance = s
+            .balance
+            .as_ref()
+            .filter(|b| b.value != Balance::RoundRobin);
         key("balance", balance.map(|b| b.referenced));
         key("hash_on", at(&s.hash_on));
         let grpc = s.protocol.as_ref().filter(|p| p.value == Protocol::Grpc);

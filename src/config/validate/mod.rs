@@ -13,10 +13,10 @@ use std::net::SocketAddr;
 use ipnet::IpNet;
 use serde_saphyr::{Location, Spanned};
 
+use super::Config;
 use super::error::{ConfigError, did_you_mean};
 use super::service::{Balance, RetryOn, Service};
 use super::units::Selector;
-use super::Config;
 
 /// Checks a parsed config; returns every problem found, in file order.
 pub fn validate(config: &Config) -> Vec<ConfigError> {
@@ -65,9 +65,14 @@ pub fn parse_target_url(text: &str) -> Result<TargetUrl, String> {
         return Err(bad("missing host"));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() || text.contains('#') {
-        return Err(bad("a target has no path or query; use the route's `rewrite`"));
+        return Err(bad(
+            "a target has no path or query; use the route's `rewrite`",
+        ));
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     Ok(TargetUrl {
         https,
         host: host.to_owned(),
@@ -148,7 +153,10 @@ impl<'a> Checker<'a> {
                 .join(", ");
             self.error(
                 selector.referenced,
-                format!("`{key}` cannot be `{}`; expected one of {list}", selector.value),
+                format!(
+                    "`{key}` cannot be `{}`; expected one of {list}",
+                    selector.value
+                ),
             );
         }
     }
@@ -189,18 +197,27 @@ impl<'a> Checker<'a> {
             if !(redis.value.starts_with("redis://") || redis.value.starts_with("rediss://")) {
                 self.error(
                     redis.referenced,
-                    format!("invalid Redis URL `{}`: expected `redis://…` or `rediss://…`", redis.value),
+                    format!(
+                        "invalid Redis URL `{}`: expected `redis://…` or `rediss://…`",
+                        redis.value
+                    ),
                 );
             }
         }
         if let Some(tracing) = &config.observability.tracing {
             let sample = tracing.value.sample;
             if !(0.0..=1.0).contains(&sample) {
-                self.error(tracing.referenced, format!("`sample` must be between 0 and 1, not {sample}"));
+                self.error(
+                    tracing.referenced,
+                    format!("`sample` must be between 0 and 1, not {sample}"),
+                );
             }
         }
         if config.limits.max_connections == 0 {
-            self.error(Location::UNKNOWN, "`limits.max_connections` must be at least 1");
+            self.error(
+                Location::UNKNOWN,
+                "`limits.max_connections` must be at least 1",
+            );
         }
     }
 
@@ -239,10 +256,17 @@ impl<'a> Checker<'a> {
                 self.error(at, "`balance: hash` needs `hash_on`");
             }
             (Some(hash_on), false) => {
-                self.error(hash_on.referenced, "`hash_on` is only used with `balance: hash`");
+                self.error(
+                    hash_on.referenced,
+                    "`hash_on` is only used with `balance: hash`",
+                );
             }
             (Some(hash_on), true) => {
-                self.selector(hash_on, "hash_on", &["header:NAME", "cookie:NAME", "ip", "consumer"]);
+                self.selector(
+                    hash_on,
+                    "hash_on",
+                    &["header:NAME", "cookie:NAME", "ip", "consumer"],
+                );
             }
             (None, false) => {}
         }
@@ -278,10 +302,26 @@ mod tests {
     #[test]
     fn target_urls_need_scheme_host_and_nothing_else() {
         let url = parse_target_url("http://127.0.0.1:9001").expect("valid");
-        assert_eq!((url.https, url.host.as_str(), url.port), (false, "127.0.0.1", 9001));
-        assert_eq!(parse_target_url("https://api.internal").map(|u| u.port), Ok(443));
-        assert_eq!(parse_target_url("http://[::1]:80/").map(|u| u.host), Ok("::1".into()));
-        for bad in ["127.0.0.1:80", "ftp://x", "http://x/api", "http://x?a=1", "http://u@x", "http://"] {
+        assert_eq!(
+            (url.https, url.host.as_str(), url.port),
+            (false, "127.0.0.1", 9001)
+        );
+        assert_eq!(
+            parse_target_url("https://api.internal").map(|u| u.port),
+            Ok(443)
+        );
+        assert_eq!(
+            parse_target_url("http://[::1]:80/").map(|u| u.host),
+            Ok("::1".into())
+        );
+        for bad in [
+            "127.0.0.1:80",
+            "ftp://x",
+            "http://x/api",
+            "http://x?a=1",
+            "http://u@x",
+            "http://",
+        ] {
             assert!(parse_target_url(bad).is_err(), "{bad}");
         }
     }

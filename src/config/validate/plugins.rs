@@ -103,22 +103,36 @@ impl Checker<'_> {
                 self.error(jwt_at, "HS* algorithms need `jwt.secret`");
             }
             if public && jwt.public_key.is_none() && jwt.jwks_url.is_none() {
-                self.error(jwt_at, "public-key algorithms need `jwt.public_key` or `jwt.jwks_url`");
+                self.error(
+                    jwt_at,
+                    "public-key algorithms need `jwt.public_key` or `jwt.jwks_url`",
+                );
             }
             for from in &jwt.from {
-                self.selector(from, "jwt.from", &["header:NAME", "cookie:NAME", "query:NAME"]);
+                self.selector(
+                    from,
+                    "jwt.from",
+                    &["header:NAME", "cookie:NAME", "query:NAME"],
+                );
             }
         }
         if let Some(api_key) = &auth.api_key {
             for from in &api_key.value.from {
-                self.selector(from, "api_key.from", &["header:NAME", "cookie:NAME", "query:NAME"]);
+                self.selector(
+                    from,
+                    "api_key.from",
+                    &["header:NAME", "cookie:NAME", "query:NAME"],
+                );
             }
         }
     }
 
     fn rate_limit(&mut self, at: serde_saphyr::Location, rate_limit: &RateLimit) {
         if rate_limit.limits.is_empty() {
-            self.error(at, "`rate_limit.limits` needs at least one limit such as `100/1m`");
+            self.error(
+                at,
+                "`rate_limit.limits` needs at least one limit such as `100/1m`",
+            );
         }
         self.selector(
             &rate_limit.key,

@@ -13,7 +13,10 @@ impl Checker<'_> {
     pub(super) fn routes(&mut self) {
         let config = self.config;
         if config.routes.is_empty() {
-            self.error(Location::UNKNOWN, "the config needs at least one route in `routes`");
+            self.error(
+                Location::UNKNOWN,
+                "the config needs at least one route in `routes`",
+            );
         }
         let mut names: HashMap<&str, Location> = HashMap::new();
         for route in &config.routes {
@@ -68,7 +71,11 @@ impl Checker<'_> {
             if route.split.is_none() {
                 self.error(sticky.referenced, "`sticky` is only used with `split`");
             }
-            self.selector(sticky, "sticky", &["header:NAME", "cookie:NAME", "consumer"]);
+            self.selector(
+                sticky,
+                "sticky",
+                &["header:NAME", "cookie:NAME", "consumer"],
+            );
         }
         if let Some(mirror) = &route.mirror {
             self.service_ref(&mirror.value.service);
@@ -118,7 +125,9 @@ impl Checker<'_> {
                 for (key, loc) in rest {
                     self.error(
                         *loc,
-                        format!("`{key}` cannot be combined with `{first}`; a route has one destination"),
+                        format!(
+                            "`{key}` cannot be combined with `{first}`; a route has one destination"
+                        ),
                     );
                 }
             }
@@ -135,7 +144,11 @@ impl Checker<'_> {
             .as_ref()
             .and_then(|name| self.config.services.get(&name.value))
             .map(|service| &service.value.plugins);
-        let levels = [Some(&route.plugins), service_plugins, Some(&self.config.plugins)];
+        let levels = [
+            Some(&route.plugins),
+            service_plugins,
+            Some(&self.config.plugins),
+        ];
         let authorize = effective_plugin(levels, |p| &p.authorize);
         let auth_on = effective_plugin(levels, |p| &p.auth)
             .is_some_and(|auth| matches!(auth.value, PluginSetting::On(_)));
@@ -149,7 +162,10 @@ impl Checker<'_> {
                 .authorize
                 .as_ref()
                 .map_or(at, |entry| entry.referenced);
-            self.error(loc, "`authorize` needs `auth` on the route, and this route has none");
+            self.error(
+                loc,
+                "`authorize` needs `auth` on the route, and this route has none",
+            );
         }
     }
 }
@@ -164,4 +180,3 @@ fn regex_reason(err: &regex::Error) -> String {
         .trim()
         .to_owned()
 }
-
