@@ -217,3 +217,14 @@ fn security_headers_are_supported_and_request_id_accepts_true() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn every_unsupported_feature_of_the_full_example_is_reported() {
+    let text = include_str!("../examples/full.yaml");
+    let config = parse_str("examples/full.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+    let messages: Vec<String> = gatehouse::config::unsupported(&config)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    insta::assert_snapshot!(messages.join("\n"));
+}

@@ -235,6 +235,22 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_file_is_one_error_about_routes() {
+        for text in ["", "# only a comment\n"] {
+            let err = parse_with_env("g.yaml", text, &env).map(|c| validate(&c));
+            let messages: Vec<String> = match err {
+                Ok(errors) => errors.iter().map(ToString::to_string).collect(),
+                Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+            };
+            assert_eq!(
+                messages,
+                ["g.yaml:1:1: the config needs at least one route in `routes`"],
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
     fn methods_are_uppercased() {
         let config = parse_with_env(
             "g.yaml",

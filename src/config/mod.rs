@@ -8,6 +8,8 @@
 //! - `${NAME}` and `${NAME:-default}` in string values come from the environment while the
 //!   YAML is read (never by editing the text); `$${` is a literal `${`. See `env.rs`.
 
+#![warn(missing_docs)]
+
 mod auth;
 mod consumer;
 mod env;
@@ -49,4 +51,4 @@ pub use transform::{
 };
 pub use units::{ByteSize, Duration, HeaderName, Method, Rate, Secret, Selector};
 pub use unsupported::unsupported;
-pub use validate::{TargetUrl, parse_cidr, parse_target_url, validate};
+pub use validate::{TargetUrl, parse_cidr, parse_listen_addr, parse_target_url, validate};

@@ -40,17 +40,20 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
 
     for service in config.services.values() {
         let s: &Service = &service.value;
-        let balance = s
+        if let Some(balance) = s
             .balance
             .as_ref()
-            .filter(|b| b.value != Balance::RoundRobin);
-        key("balance", balance.map(|b| b.referenced));
+            .filter(|b| b.value != Balance::RoundRobin)
+        {
+            let name = format!("balance: {}", balance_name(balance.value));
+            key(&name, Some(balance.referenced));
+        }
         key("hash_on", at(&s.hash_on));
         let grpc = s.protocol.as_ref().filter(|p| p.value == Protocol::Grpc);
         key("protocol: grpc", grpc.map(|p| p.referenced));
         for url in s.url.iter().chain(s.targets.iter().map(|t| &t.url)) {
             if url.value.starts_with("https://") {
-                key("https:// target", Some(url.referenced));
+                key("https://", Some(url.referenced));
             }
         }
         key("retries", at(&s.retries));
@@ -84,6 +87,17 @@ fn plugins(p: &Plugins, key: &mut dyn FnMut(&str, Option<Location>)) {
     key("request_transform", on(&p.request_transform));
     key("response_transform", on(&p.response_transform));
     key("cache", on(&p.cache));
+}
+
+/// A balancing algorithm as written in the file.
+fn balance_name(balance: Balance) -> &'static str {
+    match balance {
+        Balance::RoundRobin => "round_robin",
+        Balance::LeastRequest => "least_request",
+        Balance::Random => "random",
+        Balance::Ewma => "ewma",
+        Balance::Hash => "hash",
+    }
 }
 
 /// The location of a present value.

@@ -91,6 +91,19 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("invalid CIDR `{text}`: expected an address/prefix such as `10.0.0.0/8` or an IP address"))
 }
 
+/// Parses a listen address: `IP:PORT` (`[::]:8080` for IPv6), or `localhost:PORT` for the
+/// IPv4 loopback address.
+pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let localhost = text
+        .strip_prefix("localhost:")
+        .and_then(|port| port.parse::<u16>().ok())
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+    localhost
+        .or_else(|| text.parse().ok())
+        .ok_or_else(|| format!("`{text}`: expected IP:PORT such as `0.0.0.0:8080`"))
+}
+
 /// Collects located errors while walking a config.
 pub(crate) struct Checker<'a> {
     file: &'a str,
@@ -105,18 +118,12 @@ impl<'a> Checker<'a> {
             .push(ConfigError::at(self.file, location, message));
     }
 
-    /// Checks that `addr` is an `IP:PORT` socket address and returns it.
+    /// Checks that `addr` is a listen address and returns it.
     fn socket_addr(&mut self, addr: &Spanned<String>, what: &str) -> Option<SocketAddr> {
-        match addr.value.trim().parse::<SocketAddr>() {
+        match parse_listen_addr(&addr.value) {
             Ok(parsed) => Some(parsed),
-            Err(_) => {
-                self.error(
-                    addr.referenced,
-                    format!(
-                        "invalid {what} address `{}`: expected IP:PORT such as `0.0.0.0:8080`",
-                        addr.value
-                    ),
-                );
+            Err(reason) => {
+                self.error(addr.referenced, format!("invalid {what} address {reason}"));
                 None
             }
         }
@@ -333,5 +340,28 @@ mod tests {
         assert_eq!(parse_cidr("::1").map(|n| n.prefix_len()), Ok(128));
         assert!(parse_cidr("10.0.0.0/33").is_err());
         assert!(parse_cidr("ten").is_err());
+    }
+
+    #[test]
+    fn listen_addresses_are_ip_port_or_localhost() {
+        assert_eq!(
+            parse_listen_addr("0.0.0.0:8080").map(|a| a.port()),
+            Ok(8080)
+        );
+        assert_eq!(
+            parse_listen_addr("[::]:8443").map(|a| a.is_ipv6()),
+            Ok(true)
+        );
+        let local = parse_listen_addr("localhost:9901").expect("valid");
+        assert!(local.ip().is_loopback());
+        for bad in [
+            "8080",
+            ":8080",
+            "0.0.0.0",
+            "0.0.0.0:80800",
+            "example.com:80",
+        ] {
+            assert!(parse_listen_addr(bad).is_err(), "{bad}");
+        }
     }
 }
