@@ -228,3 +228,17 @@ fn every_unsupported_feature_of_the_full_example_is_reported() {
         .collect();
     insta::assert_snapshot!(messages.join("\n"));
 }
+
+#[test]
+fn duplicate_key() {
+    insta::assert_snapshot!(errors(
+        "listen: 0.0.0.0:8080\nlisten: 0.0.0.0:8081\nroutes:\n  - path: /\n    respond: { status: 200 }\n"
+    ));
+}
+
+#[test]
+fn wrong_keyword_value_with_did_you_mean() {
+    insta::assert_snapshot!(errors(
+        "services:\n  users:\n    url: http://127.0.0.1:9001\n    balance: round_robbin\nroutes:\n  - path: /\n    service: users\n"
+    ));
+}
