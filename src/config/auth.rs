@@ -5,7 +5,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::shapes::OneOrMany;
-use super::units::{Duration, HeaderName, Method, Secret, Selector};
+use super::tokens::{HeaderName, Method, Secret, Selector};
+use super::units::Duration;
 
 /// Authentication: any configured method that succeeds authenticates the request.
 #[derive(Debug, Clone, Default, Deserialize)]

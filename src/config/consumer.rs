@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::units::Secret;
+use super::tokens::Secret;
 
 /// A known client of the API.
 #[derive(Debug, Clone, Default, Deserialize)]

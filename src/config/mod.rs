@@ -19,6 +19,7 @@ mod plugins;
 mod route;
 mod service;
 mod shapes;
+mod tokens;
 mod top;
 mod transform;
 mod units;
@@ -42,6 +43,7 @@ pub use service::{
 pub use shapes::{
     HeaderSetting, OneOrMany, PerConsumer, PluginSetting, RespondBody, VaryQuery, located,
 };
+pub use tokens::{HeaderName, Method, Secret, Selector};
 pub use top::{
     AccessLog, Admin, Certificate, ClientAuth, Cluster, Config, DEFAULT_LISTEN, Limits,
     Observability, OnUnavailable, Tls, Tracing,
@@ -49,6 +51,6 @@ pub use top::{
 pub use transform::{
     HeaderOps, QueryOps, RequestBodyOps, RequestTransform, ResponseBodyOps, ResponseTransform,
 };
-pub use units::{ByteSize, Duration, HeaderName, Method, Rate, Secret, Selector};
+pub use units::{ByteSize, Duration, Rate};
 pub use unsupported::unsupported;
 pub use validate::{TargetUrl, parse_cidr, parse_listen_addr, parse_target_url, validate};

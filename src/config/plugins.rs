@@ -10,8 +10,9 @@ use serde_saphyr::Spanned;
 
 use super::auth::{Auth, Authorize};
 use super::shapes::{HeaderSetting, OneOrMany, PerConsumer, PluginSetting, VaryQuery};
+use super::tokens::{HeaderName, Method, Selector};
 use super::transform::{RequestTransform, ResponseTransform};
-use super::units::{ByteSize, Duration, HeaderName, Method, Rate, Selector};
+use super::units::{ByteSize, Duration, Rate};
 
 /// A plugin entry with its location (the value after `NAME:`).
 pub type PluginEntry<T> = Option<Spanned<PluginSetting<T>>>;

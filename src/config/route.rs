@@ -6,7 +6,8 @@ use serde_saphyr::Spanned;
 
 use super::plugins::Plugins;
 use super::shapes::RespondBody;
-use super::units::{ByteSize, Duration, HeaderName, Method, Selector};
+use super::tokens::{HeaderName, Method, Selector};
+use super::units::{ByteSize, Duration};
 
 /// A route: match conditions and a destination (a service, a split, an aggregate or a
 /// direct response).

@@ -4,7 +4,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::plugins::Plugins;
-use super::units::{Duration, Method, Selector};
+use super::tokens::{Method, Selector};
+use super::units::Duration;
 
 /// An upstream service.
 #[derive(Debug, Clone, Deserialize)]

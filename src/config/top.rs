@@ -10,7 +10,8 @@ use super::plugins::Plugins;
 use super::route::Route;
 use super::service::Service;
 use super::shapes::{OneOrMany, located};
-use super::units::{ByteSize, Duration, Secret};
+use super::tokens::Secret;
+use super::units::{ByteSize, Duration};
 
 /// The listen address used when the file has no `listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";

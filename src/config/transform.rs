@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::units::HeaderName;
+use super::tokens::HeaderName;
 
 /// Changes to the request before it is forwarded.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -16,7 +16,7 @@ use serde_saphyr::{Location, Spanned};
 use super::Config;
 use super::error::{ConfigError, did_you_mean};
 use super::service::{Balance, RetryOn, Service};
-use super::units::Selector;
+use super::tokens::Selector;
 
 /// Checks a parsed config; returns every problem found, in file order.
 pub fn validate(config: &Config) -> Vec<ConfigError> {
