@@ -115,6 +115,15 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
             expected,
             ..
         } => format!("expected {expected}, found {unexpected}"),
+        E::Unexpected { expected, .. } => format!(
+            "expected {}",
+            match *expected {
+                "mapping start" => "a mapping",
+                "sequence start" => "a list",
+                "string scalar" => "a string",
+                other => other,
+            }
+        ),
         E::InvalidScalar { ty, .. } => format!("expected {}", describe_scalar(ty)),
         E::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key `{key}`"),
         other => UserMessageFormatter.format_message(other).into_owned(),

@@ -251,6 +251,13 @@ mod tests {
     }
 
     #[test]
+    fn empty_sections_are_allowed() {
+        let config = parse("plugins:\nconsumers:\n").expect("valid");
+        assert!(config.consumers.is_empty());
+        assert!(config.plugins.cors.is_none());
+    }
+
+    #[test]
     fn methods_are_uppercased() {
         let config = parse_with_env(
             "g.yaml",

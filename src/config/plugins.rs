@@ -60,7 +60,7 @@ pub const PLUGIN_NAMES: [&str; 10] = [
 
 impl<'de> Deserialize<'de> for Plugins {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(PluginsVisitor)
+        deserializer.deserialize_any(PluginsVisitor)
     }
 }
 

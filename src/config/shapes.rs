@@ -356,3 +356,12 @@ impl<'de> Deserialize<'de> for RespondBody {
         deserializer.deserialize_any(BodyVisitor)
     }
 }
+
+/// Reads a section that may be left empty (`plugins:` with nothing under it) as its default.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}

@@ -9,7 +9,7 @@ use super::consumer::Consumer;
 use super::plugins::Plugins;
 use super::route::Route;
 use super::service::Service;
-use super::shapes::{OneOrMany, located};
+use super::shapes::{OneOrMany, located, null_as_default};
 use super::tokens::Secret;
 use super::units::{ByteSize, Duration};
 
@@ -33,18 +33,22 @@ pub struct Config {
     /// Connection and request limits.
     pub limits: Limits,
     /// CIDRs (or bare IPs) of proxies whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "null_as_default")]
     pub trusted_proxies: Vec<Spanned<String>>,
     /// Shared state for several gateway nodes.
     pub cluster: Option<Spanned<Cluster>>,
     /// Access log and tracing export.
     pub observability: Observability,
     /// Upstream services by name, in file order.
+    #[serde(deserialize_with = "null_as_default")]
     pub services: IndexMap<String, Spanned<Service>>,
     /// Known API clients by name, in file order.
+    #[serde(deserialize_with = "null_as_default")]
     pub consumers: IndexMap<String, Consumer>,
     /// Global plugins, applied to every route.
     pub plugins: Plugins,
     /// The routes, in file order (at least one is required).
+    #[serde(deserialize_with = "null_as_default")]
     pub routes: Vec<Spanned<Route>>,
 }
 
