@@ -242,3 +242,18 @@ fn wrong_keyword_value_with_did_you_mean() {
         "services:\n  users:\n    url: http://127.0.0.1:9001\n    balance: round_robbin\nroutes:\n  - path: /\n    service: users\n"
     ));
 }
+
+#[test]
+fn load_file_reads_and_names_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gatehouse.yaml");
+    std::fs::write(&path, "routes:\n  - path: /\n    service: nope\n").expect("write");
+    let err = gatehouse::config::load_file(&path).expect_err("unknown service");
+    assert_eq!(
+        err.to_string(),
+        format!("{}:3:14: unknown service `nope`", path.display())
+    );
+    std::fs::write(&path, include_str!("../examples/quickstart.yaml")).expect("write");
+    let config = gatehouse::config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.file, path.display().to_string());
+}

@@ -165,7 +165,7 @@ impl Default for Retries {
 }
 
 /// A failure that may be retried: `connect_failure`, `reset`, `timeout`, or an upstream
-/// status code (validation checks it is 429 or 500–599).
+/// status code (validation checks it is 400–599).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryOn {
     /// The connection could not be opened.
