@@ -1,0 +1,114 @@
+//! Keys whose feature has not landed yet. A config using one is rejected with a located
+//! error rather than silently ignored. When a feature lands, delete its line from
+//! [`unsupported_keys`].
+
+use serde_saphyr::{Location, Spanned};
+
+use super::Config;
+use super::error::ConfigError;
+use super::plugins::Plugins;
+use super::route::Route;
+use super::service::{Balance, Protocol, Service};
+use super::shapes::PluginSetting;
+
+/// Every feature of a config that is not supported yet, as located errors
+/// ``FILE:LINE:COL: `aggregate` is not supported yet``.
+pub fn unsupported(config: &Config) -> Vec<ConfigError> {
+    let mut found = Vec::new();
+    unsupported_keys(config, &mut |key: &str, location: Location| {
+        found.push(ConfigError::at(
+            &config.file,
+            location,
+            format!("`{key}` is not supported yet"),
+        ));
+    });
+    found.sort_by_key(|e| (e.line, e.col));
+    found
+}
+
+/// THE list of unsupported features: calls `report(key, location)` for each one used.
+fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
+    let mut key = |name: &str, location: Option<Location>| {
+        if let Some(location) = location {
+            report(name, location);
+        }
+    };
+    key("tls", at(&config.tls));
+    key("cluster", at(&config.cluster));
+    key("observability.tracing", at(&config.observability.tracing));
+    plugins(&config.plugins, &mut key);
+
+    for service in config.services.values() {
+        let s: &Service = &service.value;
+        if let Some(balance) = s
+            .balance
+            .as_ref()
+            .filter(|b| b.value != Balance::RoundRobin)
+        {
+            let name = format!("balance: {}", balance_name(balance.value));
+            key(&name, Some(balance.referenced));
+        }
+        key("hash_on", at(&s.hash_on));
+        let grpc = s.protocol.as_ref().filter(|p| p.value == Protocol::Grpc);
+        key("protocol: grpc", grpc.map(|p| p.referenced));
+        for url in s.url.iter().chain(s.targets.iter().map(|t| &t.url)) {
+            if url.value.starts_with("https://") {
+                key("https://", Some(url.referenced));
+            }
+        }
+        key("retries", at(&s.retries));
+        key("health", at(&s.health));
+        key("passive", at(&s.passive));
+        key("circuit_breaker", at(&s.circuit_breaker));
+        key("tls", at(&s.tls));
+        key("descriptor", at(&s.descriptor));
+        key("protos", at(&s.protos));
+        plugins(&s.plugins, &mut key);
+    }
+
+    for route in &config.routes {
+        let r: &Route = &route.value;
+        key("split", at(&r.split));
+        key("sticky", at(&r.sticky));
+        key("mirror", at(&r.mirror));
+        key("aggregate", at(&r.aggregate));
+        key("grpc", at(&r.grpc));
+        plugins(&r.plugins, &mut key);
+    }
+}
+
+/// The unsupported plugins of one `plugins:` map (`NAME: false` is accepted for any plugin).
+fn plugins(p: &Plugins, key: &mut dyn FnMut(&str, Option<Location>)) {
+    key("ip_filter", on(&p.ip_filter));
+    key("cors", on(&p.cors));
+    key("auth", on(&p.auth));
+    key("authorize", on(&p.authorize));
+    key("rate_limit", on(&p.rate_limit));
+    key("request_transform", on(&p.request_transform));
+    key("response_transform", on(&p.response_transform));
+    key("cache", on(&p.cache));
+}
+
+/// A balancing algorithm as written in the file.
+fn balance_name(balance: Balance) -> &'static str {
+    match balance {
+        Balance::RoundRobin => "round_robin",
+        Balance::LeastRequest => "least_request",
+        Balance::Random => "random",
+        Balance::Ewma => "ewma",
+        Balance::Hash => "hash",
+    }
+}
+
+/// The location of a present value.
+fn at<T>(value: &Option<Spanned<T>>) -> Option<Location> {
+    value.as_ref().map(|v| v.referenced)
+}
+
+/// The location of a plugin entry that turns the plugin on.
+fn on<T>(entry: &Option<Spanned<PluginSetting<T>>>) -> Option<Location> {
+    entry
+        .as_ref()
+        .filter(|e| matches!(e.value, PluginSetting::On(_)))
+        .map(|e| e.referenced)
+}
