@@ -211,8 +211,10 @@ impl<T> Router<T> {
             .is_continue()
         {
             for &id in &self.regexes {
-                let matches = matches!(self.routes[id].pattern.kind(), PatternKind::Regex(r) if r.is_match(req.path));
-                if matches && check(id).is_break() {
+                if let PatternKind::Regex(regex) = self.routes[id].pattern.kind()
+                    && regex.is_match(req.path)
+                    && check(id).is_break()
+                {
                     break;
                 }
             }
