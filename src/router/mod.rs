@@ -28,8 +28,8 @@
 
 mod captures;
 mod conditions;
-mod normalize;
-mod pattern;
+pub mod normalize;
+pub mod pattern;
 mod trie;
 
 use std::collections::HashMap;
