@@ -275,6 +275,17 @@ fn method_mismatch_with_a_less_specific_full_match_is_found() {
 }
 
 #[test]
+fn nodes_with_many_literal_children_find_each() {
+    let specs = (0..100).map(|i| spec(&format!("/s{i}/x"))).collect();
+    let r = router(specs);
+    for i in [0, 31, 32, 99] {
+        let path = format!("/s{i}/x");
+        assert_eq!(find(&r, &get(&path)), Some(i));
+    }
+    assert_eq!(find(&r, &get("/s100/x")), None);
+}
+
+#[test]
 fn empty_router_finds_nothing() {
     let r: Router<usize> = router(Vec::new());
     assert!(r.is_empty());
