@@ -205,20 +205,19 @@ impl Conditions {
                 .hosts
                 .iter()
                 .any(|a| other.hosts.iter().any(|b| a.overlaps(b)));
-        let headers = self.headers.iter().all(|(name, value)| {
-            other
-                .headers
-                .iter()
-                .all(|(other_name, other_value)| name != other_name || value == other_value)
-        });
-        let query = self.query.iter().all(|(name, value)| {
-            other
-                .query
-                .iter()
-                .all(|(other_name, other_value)| name != other_name || value == other_value)
-        });
-        methods && hosts && headers && query
+        methods
+            && hosts
+            && compatible(&self.headers, &other.headers)
+            && compatible(&self.query, &other.query)
     }
+}
+
+/// True when no name is required by both lists with different values.
+fn compatible<K: PartialEq, V: PartialEq>(a: &[(K, V)], b: &[(K, V)]) -> bool {
+    a.iter().all(|(name, value)| {
+        b.iter()
+            .all(|(b_name, b_value)| name != b_name || value == b_value)
+    })
 }
 
 /// The request's host name without port or trailing dot (`[::1]:8080` → `[::1]`).

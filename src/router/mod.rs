@@ -25,11 +25,24 @@
 //! route serves a request but some route matched its path, hosts, headers and query and
 //! failed only on the method, [`Router::find`] answers [`RouteMatch::MethodNotAllowed`] with
 //! the union of those routes' methods; otherwise [`RouteMatch::NotFound`].
+//!
+//! # Decisions where SPEC §2.4 is silent
+//!
+//! - `{name}` and `*` match one non-empty segment: `/a/{id}` does not match `/a/`.
+//! - A trailing slash is significant for exact paths (`/a` ≠ `/a/`); `**` accepts both.
+//! - Patterns must be written in normalized form (the error shows it), since they are
+//!   compared with normalized paths; captures may not be named like the template's own
+//!   variables (`request_id`, `consumer`, `client_ip`, `timestamp`).
+//! - An exact host and a wildcard host are equally specific: `api.example.com` and
+//!   `*.example.com` on the same path and methods conflict.
+//! - A header condition holds when any of the request's values for that name is equal; a
+//!   query condition compares form-decoded names and values (`%XX`, `+` as space).
+//! - `path_regex` is used as written (unanchored unless it has `^`/`$`).
 
 mod captures;
 mod conditions;
-mod normalize;
-mod pattern;
+pub mod normalize;
+pub mod pattern;
 mod trie;
 
 use std::collections::HashMap;
@@ -96,7 +109,8 @@ pub enum RouteMatch<'r, T> {
 }
 
 /// A route that cannot be built: invalid pattern or condition, or a conflict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct BuildError {
     /// Index of the route in the input of [`Router::build`].
     pub route: usize,
@@ -211,8 +225,10 @@ impl<T> Router<T> {
             .is_continue()
         {
             for &id in &self.regexes {
-                let matches = matches!(self.routes[id].pattern.kind(), PatternKind::Regex(r) if r.is_match(req.path));
-                if matches && check(id).is_break() {
+                if let PatternKind::Regex(regex) = self.routes[id].pattern.kind()
+                    && regex.is_match(req.path)
+                    && check(id).is_break()
+                {
                     break;
                 }
             }

@@ -275,6 +275,17 @@ fn method_mismatch_with_a_less_specific_full_match_is_found() {
 }
 
 #[test]
+fn nodes_with_many_literal_children_find_each() {
+    let specs = (0..100).map(|i| spec(&format!("/s{i}/x"))).collect();
+    let r = router(specs);
+    for i in [0, 31, 32, 99] {
+        let path = format!("/s{i}/x");
+        assert_eq!(find(&r, &get(&path)), Some(i));
+    }
+    assert_eq!(find(&r, &get("/s100/x")), None);
+}
+
+#[test]
 fn empty_router_finds_nothing() {
     let r: Router<usize> = router(Vec::new());
     assert!(r.is_empty());
@@ -313,19 +324,41 @@ fn timing_of_ten_thousand_routes() {
     let start = Instant::now();
     let r = router(specs);
     println!("build of {} routes: {:?}", r.len(), start.elapsed());
-    let paths = [
+    let small = router(vec![
+        spec("/svc1/items/{id}"),
+        spec("/svc1/static/**"),
+        spec("/health"),
+    ]);
+    let large = [
         "/svc4321/items/77",
         "/svc17/static/css/site.css",
         "/svc4999/static",
         "/nope/x",
     ];
-    for path in paths {
-        let req = get(path);
-        let rounds = 200_000;
-        let start = Instant::now();
-        for _ in 0..rounds {
-            std::hint::black_box(r.find(std::hint::black_box(&req.view())));
+    let cases = [
+        ("10k", &r, &large[..]),
+        ("3", &small, &["/svc1/items/77", "/health"][..]),
+    ];
+    let rounds = 200_000;
+    for (name, r, paths) in cases {
+        for path in paths {
+            let req = get(path);
+            let start = Instant::now();
+            for _ in 0..rounds {
+                std::hint::black_box(r.find(std::hint::black_box(&req.view())));
+            }
+            println!(
+                "find {path} among {name} routes: {:?}",
+                start.elapsed() / rounds
+            );
         }
-        println!("find {path}: {:?}", start.elapsed() / rounds);
     }
+    let start = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(normalize_path(std::hint::black_box("/svc4321/items/77")).is_ok());
+    }
+    println!(
+        "normalize_path, already normalized: {:?}",
+        start.elapsed() / rounds
+    );
 }

@@ -18,14 +18,52 @@ pub(crate) struct Trie {
 /// `**` routes of the node itself: exactly the specificity order of SPEC §2.4.
 #[derive(Debug, Default)]
 struct Node {
-    /// Sorted by segment text for binary search.
-    literals: Box<[(Box<str>, usize)]>,
+    literals: Literals,
     param: Option<usize>,
     star: Option<usize>,
     /// Routes whose pattern ends here; conditional ones first, then in input order.
     ends: Vec<RouteId>,
     /// `**` routes rooted here, in the same order.
     rest: Vec<RouteId>,
+}
+
+/// The literal children of a node, by segment text.
+#[derive(Debug)]
+enum Literals {
+    /// Few children: sorted for binary search, which beats hashing the segment.
+    Sorted(Box<[(Box<str>, usize)]>),
+    /// Many children (`/svc1` … `/svc5000`): a hash lookup instead of a long binary search.
+    Hashed(HashMap<Box<str>, usize>),
+}
+
+/// From this many literal children on, a node hashes instead of binary searching.
+const HASHED_FROM: usize = 32;
+
+impl Default for Literals {
+    fn default() -> Self {
+        Self::Sorted(Box::default())
+    }
+}
+
+impl Literals {
+    fn new(children: HashMap<Box<str>, usize>) -> Self {
+        if children.len() >= HASHED_FROM {
+            return Self::Hashed(children);
+        }
+        let mut sorted: Vec<(Box<str>, usize)> = children.into_iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Self::Sorted(sorted.into())
+    }
+
+    fn get(&self, segment: &str) -> Option<usize> {
+        match self {
+            Self::Sorted(sorted) => sorted
+                .binary_search_by(|(text, _)| text.as_ref().cmp(segment))
+                .ok()
+                .map(|i| sorted[i].1),
+            Self::Hashed(map) => map.get(segment).copied(),
+        }
+    }
 }
 
 /// The trie while routes are being added; literal children in a hash map for quick inserts.
@@ -79,13 +117,9 @@ impl TrieBuilder {
         let nodes = self
             .nodes
             .into_iter()
-            .map(|b| {
-                let mut literals: Vec<(Box<str>, usize)> = b.literals.into_iter().collect();
-                literals.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                Node {
-                    literals: literals.into(),
-                    ..b.node
-                }
+            .map(|b| Node {
+                literals: Literals::new(b.literals),
+                ..b.node
             })
             .collect();
         Trie { nodes }
@@ -119,11 +153,8 @@ impl Trie {
             None => node.ends.iter().try_for_each(|&id| visit(id))?,
             Some((first, below)) => {
                 let segment = &path[first.clone()];
-                if let Ok(i) = node
-                    .literals
-                    .binary_search_by(|(text, _)| text.as_ref().cmp(segment))
-                {
-                    self.walk(node.literals[i].1, path, below, visit)?;
+                if let Some(child) = node.literals.get(segment) {
+                    self.walk(child, path, below, visit)?;
                 }
                 if !segment.is_empty() {
                     for child in [node.param, node.star].into_iter().flatten() {
