@@ -95,8 +95,8 @@ impl Gatehouse {
                     addr: text.clone(),
                     error: std::io::Error::other("not a socket address"),
                 })?;
-                let listener = server::bind(socket)
-                    .map_err(|error| StartError::Bind { addr: text, error })?;
+                let listener =
+                    server::bind(socket).map_err(|error| StartError::Bind { addr: text, error })?;
                 let token = admin
                     .value
                     .token
@@ -176,7 +176,9 @@ impl Gatehouse {
         let grace = self.gateway.limits().shutdown_grace;
         self.shutdown.cancel();
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
     }
 
     /// Serves until SIGTERM or SIGINT (then drains), reloading on SIGHUP.

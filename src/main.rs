@@ -84,7 +84,9 @@ fn init_logs() {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 fn main() -> ExitCode {
@@ -142,7 +144,10 @@ fn main() -> ExitCode {
                     let gateway = Gatehouse::start_file(&path)
                         .await
                         .map_err(|e| e.to_string())?;
-                    gateway.run_until_signalled().await.map_err(|e| e.to_string())
+                    gateway
+                        .run_until_signalled()
+                        .await
+                        .map_err(|e| e.to_string())
                 })
             });
             finish(result)

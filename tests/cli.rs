@@ -31,7 +31,10 @@ fn check_reports_ok_with_counts() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok: 3 routes, 2 services");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok: 3 routes, 2 services"
+    );
 }
 
 #[test]
@@ -70,7 +73,12 @@ fn check_reads_gatehouse_config_env_var() {
         .env("GATEHOUSE_CONFIG", &path)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -108,8 +116,17 @@ fn hash_key_prints_the_sha256_form() {
 fn token_prints_a_verifiable_jwt() {
     let out = Command::new(BIN)
         .args([
-            "token", "--secret", "s3cret", "--sub", "alice", "--scope", "a b", "--claim",
-            "role=admin", "--ttl", "2h",
+            "token",
+            "--secret",
+            "s3cret",
+            "--sub",
+            "alice",
+            "--scope",
+            "a b",
+            "--claim",
+            "role=admin",
+            "--ttl",
+            "2h",
         ])
         .output()
         .expect("run");
@@ -151,7 +168,11 @@ fn spawn_run(path: &std::path::Path) -> (std::process::Child, String) {
             .expect("gateway logs a listener line")
             .expect("line");
         if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap_or_default().to_owned();
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
         }
     };
     // Keep draining stderr so the child never blocks on a full pipe.
@@ -184,7 +205,10 @@ async fn run_drains_in_flight_requests_on_sigterm() {
     let in_flight = tokio::spawn(async move { client().get(url).send().await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     signal(&child, "TERM");
-    let response = in_flight.await.expect("join").expect("completed during drain");
+    let response = in_flight
+        .await
+        .expect("join")
+        .expect("completed during drain");
     assert_eq!(response.status(), 200);
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
@@ -203,14 +227,34 @@ async fn sighup_reloads_and_a_bad_config_keeps_the_old_one() {
     );
     let (mut child, addr) = spawn_run(&path);
     let url = format!("http://{addr}/v");
-    assert_eq!(client().get(&url).send().await.expect("ok").text().await.expect("t"), "one");
+    assert_eq!(
+        client()
+            .get(&url)
+            .send()
+            .await
+            .expect("ok")
+            .text()
+            .await
+            .expect("t"),
+        "one"
+    );
 
-    std::fs::write(&path, "routes:\n  - { path: /v, respond: { status: 200, body: two } }\n")
-        .expect("write");
+    std::fs::write(
+        &path,
+        "routes:\n  - { path: /v, respond: { status: 200, body: two } }\n",
+    )
+    .expect("write");
     signal(&child, "HUP");
     let mut body = String::new();
     for _ in 0..50 {
-        body = client().get(&url).send().await.expect("ok").text().await.expect("t");
+        body = client()
+            .get(&url)
+            .send()
+            .await
+            .expect("ok")
+            .text()
+            .await
+            .expect("t");
         if body == "two" {
             break;
         }
@@ -221,7 +265,17 @@ async fn sighup_reloads_and_a_bad_config_keeps_the_old_one() {
     std::fs::write(&path, "routes:\n  - { path: /v, respnd: {} }\n").expect("write");
     signal(&child, "HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(client().get(&url).send().await.expect("ok").text().await.expect("t"), "two");
+    assert_eq!(
+        client()
+            .get(&url)
+            .send()
+            .await
+            .expect("ok")
+            .text()
+            .await
+            .expect("t"),
+        "two"
+    );
 
     signal(&child, "TERM");
     let status = tokio::task::spawn_blocking(move || child.wait())

@@ -10,7 +10,10 @@ use common::{base, client, error_body, gateway, refusing_address, resetting_upst
 fn assert_no_leak(body: &serde_json::Value, secrets: &[String]) {
     let text = body.to_string();
     for secret in secrets {
-        assert!(!text.contains(secret.as_str()), "error body leaks {secret}: {text}");
+        assert!(
+            !text.contains(secret.as_str()),
+            "error body leaks {secret}: {text}"
+        );
     }
     for word in ["refused (os error", "hyper", "tcp connect", "error trying"] {
         assert!(!text.contains(word), "error body leaks internals: {text}");
@@ -127,7 +130,9 @@ async fn upstream_that_never_accepts_is_a_connect_timeout_504() {
     // A listener with a full accept queue that never accepts: the kernel drops further SYNs,
     // so connecting hangs until the connect timeout.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
     let listener = socket.listen(0).expect("listen");
     let addr = listener.local_addr().expect("addr");
     let mut fillers = Vec::new();

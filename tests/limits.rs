@@ -46,8 +46,14 @@ async fn body_over_max_body_is_413_without_reading_it() {
         .expect("write");
     let answer = read_some(&mut stream, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains("\"code\":\"payload_too_large\""), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"payload_too_large\""),
+        "{answer}"
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     assert_eq!(echo.hits(), 0);
 
     // Chunked past the limit: cut off, 413.
@@ -55,7 +61,9 @@ async fn body_over_max_body_is_413_without_reading_it() {
         (0..4).map(|_| Ok(vec![b'a'; 32 * 1024])).collect();
     let response = client()
         .post(format!("{}/upload", base(&gw)))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await;
     if let Ok(response) = response {
@@ -103,7 +111,10 @@ async fn headers_over_max_header_bytes_are_431() {
 async fn slow_headers_are_cut_off_after_header_timeout() {
     let (gw, _echo) = limited_gateway("{ header_timeout: 300ms, idle_timeout: 10s }").await;
     let mut stream = TcpStream::connect(gw.listeners[0]).await.expect("connect");
-    stream.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    stream
+        .write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
     let started = Instant::now();
     let mut buf = [0u8; 1024];
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -173,7 +184,10 @@ async fn connections_past_max_connections_wait() {
     assert!(answer.is_empty(), "third connection waits: {answer}");
     drop(first);
     let answer = read_some(&mut third, Duration::from_secs(5)).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "served once a slot frees: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "served once a slot frees: {answer}"
+    );
 }
 
 #[tokio::test]
@@ -185,9 +199,15 @@ async fn shutdown_drains_in_flight_requests() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     let drained = gw.shutdown().await;
     assert!(drained, "drained within the grace period");
-    let response = in_flight.await.expect("join").expect("in-flight request completed");
+    let response = in_flight
+        .await
+        .expect("join")
+        .expect("in-flight request completed");
     assert_eq!(response.status(), 200);
-    assert!(TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
 }
 
 #[tokio::test]

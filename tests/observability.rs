@@ -30,7 +30,11 @@ routes:
         .expect("json");
     assert_eq!(health, serde_json::json!({"status": "ok"}));
 
-    let response = client().get(format!("{admin}/ready")).send().await.expect("ok");
+    let response = client()
+        .get(format!("{admin}/ready"))
+        .send()
+        .await
+        .expect("ok");
     assert_eq!(response.status(), 401, "token required");
     let response = client()
         .get(format!("{admin}/ready"))
@@ -100,8 +104,20 @@ routes:
         .find(|l| l["request_id"] == "log-test-1")
         .expect("first request logged");
     for field in [
-        "ts", "request_id", "client_ip", "method", "host", "path", "route", "service", "target",
-        "status", "bytes_in", "bytes_out", "duration_ms", "upstream_ms",
+        "ts",
+        "request_id",
+        "client_ip",
+        "method",
+        "host",
+        "path",
+        "route",
+        "service",
+        "target",
+        "status",
+        "bytes_in",
+        "bytes_out",
+        "duration_ms",
+        "upstream_ms",
     ] {
         assert!(!first[field].is_null(), "field {field} in {first}");
     }
@@ -124,7 +140,8 @@ routes:
 
 #[tokio::test]
 async fn request_ids_are_kept_generated_and_in_error_bodies() {
-    let gw = gateway("listen: 127.0.0.1:0\nroutes:\n  - { path: /ok, respond: { status: 200 } }\n").await;
+    let gw = gateway("listen: 127.0.0.1:0\nroutes:\n  - { path: /ok, respond: { status: 200 } }\n")
+        .await;
     let response = client()
         .get(format!("{}/ok", base(&gw)))
         .header("x-request-id", "abc-123")
@@ -170,6 +187,7 @@ routes:
     plugins: {{ security_headers: false }}
   - {{ path: /down, respond: {{ status: 503, body: down }} }}
   - path: /global
+    methods: [GET]
     respond: {{ status: 200 }}
 "#,
         echo.url()
@@ -181,20 +199,32 @@ routes:
         .await
         .expect("ok");
     let h = response.headers();
-    assert_eq!(h["x-frame-options"], "SAMEORIGIN", "the service's settings replace the global ones");
-    assert!(h.get("content-security-policy").is_none(), "replaced whole, not merged");
+    assert_eq!(
+        h["x-frame-options"], "SAMEORIGIN",
+        "the service's settings replace the global ones"
+    );
+    assert!(
+        h.get("content-security-policy").is_none(),
+        "replaced whole, not merged"
+    );
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["referrer-policy"], "no-referrer");
     assert!(h.get("server").is_none(), "Server removed");
     assert!(h.get("x-powered-by").is_none());
-    assert!(h.get("strict-transport-security").is_none(), "HSTS only on TLS");
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "HSTS only on TLS"
+    );
 
     let response = client()
         .get(format!("{}/plain", base(&gw)))
         .send()
         .await
         .expect("ok");
-    assert!(response.headers().get("x-frame-options").is_none(), "`false` turns it off");
+    assert!(
+        response.headers().get("x-frame-options").is_none(),
+        "`false` turns it off"
+    );
 
     let response = client()
         .get(format!("{}/global", base(&gw)))
@@ -202,7 +232,10 @@ routes:
         .await
         .expect("ok");
     assert_eq!(response.headers()["x-frame-options"], "DENY");
-    assert_eq!(response.headers()["content-security-policy"], "default-src 'none'");
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        "default-src 'none'"
+    );
 
     let response = client()
         .delete(format!("{}/global", base(&gw)))
@@ -211,7 +244,8 @@ routes:
         .expect("ok");
     assert_eq!(response.status(), 405);
     assert_eq!(
-        response.headers()["x-frame-options"], "DENY",
+        response.headers()["x-frame-options"],
+        "DENY",
         "the gateway's own errors carry them too"
     );
 }

@@ -37,19 +37,31 @@ routes:
         .await
         .expect("response");
     assert_eq!(response.status(), 200);
-    let request_id = response.headers()["x-request-id"].to_str().expect("id").to_owned();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
     let echo: Value = response.json().await.expect("json");
     assert_eq!(echo["path"], "/users/42");
     assert_eq!(echo["query"], "x=1&y=%20");
     let headers = &echo["headers"];
     assert_eq!(headers["host"], users.addr.to_string());
-    assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "spoofed chain replaced");
+    assert_eq!(
+        headers["x-forwarded-for"], "127.0.0.1",
+        "spoofed chain replaced"
+    );
     assert_eq!(headers["x-forwarded-proto"], "http");
     assert_eq!(headers["x-forwarded-host"], gw.listeners[0].to_string());
     assert_eq!(headers["x-request-id"], request_id.as_str());
-    assert!(headers.get("x-consumer-id").is_none(), "identity headers stripped");
+    assert!(
+        headers.get("x-consumer-id").is_none(),
+        "identity headers stripped"
+    );
     assert!(headers.get("x-user-id").is_none());
-    assert!(headers.get("x-private").is_none(), "Connection-named header removed");
+    assert!(
+        headers.get("x-private").is_none(),
+        "Connection-named header removed"
+    );
     assert!(headers.get("connection").is_none());
 }
 
@@ -131,7 +143,10 @@ routes:
         .expect("response");
     let first = response.chunk().await.expect("chunk").expect("some");
     assert!(!first.is_empty());
-    assert!(started.elapsed() < Duration::from_millis(300), "first chunk streamed");
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "first chunk streamed"
+    );
     let mut total = first.len();
     while let Some(chunk) = response.chunk().await.expect("chunk") {
         total += chunk.len();
@@ -175,7 +190,11 @@ routes:
         response.bytes().await.expect("body");
     }
     assert_eq!(users.hits(), 20);
-    assert_eq!(users.connections(), 1, "one keep-alive upstream connection reused");
+    assert_eq!(
+        users.connections(),
+        1,
+        "one keep-alive upstream connection reused"
+    );
 }
 
 #[tokio::test]
@@ -199,8 +218,16 @@ routes:
         .http2_prior_knowledge()
         .build()
         .expect("client");
-    let response = h2.get(format!("{}/h2/a", base(&gw))).send().await.expect("ok");
-    assert_eq!(response.version(), reqwest::Version::HTTP_2, "h2c from the client");
+    let response = h2
+        .get(format!("{}/h2/a", base(&gw)))
+        .send()
+        .await
+        .expect("ok");
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_2,
+        "h2c from the client"
+    );
     let echo: Value = response.json().await.expect("json");
     assert_eq!(echo["version"], "HTTP/2.0", "h2c to the upstream");
     assert_eq!(echo["path"], "/a");
@@ -245,7 +272,9 @@ routes:
             .json()
             .await
             .expect("json");
-        *seen.entry(echo["upstream"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+        *seen
+            .entry(echo["upstream"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
     }
     assert_eq!(seen["a"], 300);
     assert_eq!(seen["b"], 100);

@@ -8,7 +8,11 @@ use std::time::Duration;
 use common::{base, client, error_body, gateway, raw, upstream};
 use serde_json::Value;
 
-async fn routed_gateway() -> (gatehouse::app::Gatehouse, common::Upstream, common::Upstream) {
+async fn routed_gateway() -> (
+    gatehouse::app::Gatehouse,
+    common::Upstream,
+    common::Upstream,
+) {
     let public = upstream("public").await;
     let admin = upstream("admin").await;
     let gw = gateway(&format!(
@@ -73,19 +77,43 @@ async fn get(url: &str) -> reqwest::Response {
 async fn patterns_and_specificity() {
     let (gw, _public, _admin) = routed_gateway().await;
     let b = base(&gw);
-    let echo: Value = get(&format!("{b}/users/7")).await.json().await.expect("json");
+    let echo: Value = get(&format!("{b}/users/7"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(echo["path"], "/v2/people/7");
     assert_eq!(echo["query"], "via=gw");
-    let echo: Value = get(&format!("{b}/users/me")).await.json().await.expect("json");
+    let echo: Value = get(&format!("{b}/users/me"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(echo["upstream"], "admin", "exact beats {{id}}");
-    let echo: Value = get(&format!("{b}/files/a/b/c.txt")).await.json().await.expect("json");
+    let echo: Value = get(&format!("{b}/files/a/b/c.txt"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(echo["path"], "/storage/a/b/c.txt");
-    let echo: Value = get(&format!("{b}/things/x")).await.json().await.expect("json");
+    let echo: Value = get(&format!("{b}/things/x"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(echo["upstream"], "public");
     assert_eq!(get(&format!("{b}/things/x/y")).await.status(), 404);
-    let echo: Value = get(&format!("{b}/v12/items")).await.json().await.expect("json");
+    let echo: Value = get(&format!("{b}/v12/items"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(echo["upstream"], "admin", "regex route");
-    let echo: Value = get(&format!("{b}/public")).await.json().await.expect("json");
+    let echo: Value = get(&format!("{b}/public"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(echo["upstream"], "public", "/** matches the prefix itself");
 }
 
@@ -104,9 +132,17 @@ async fn header_query_and_host_conditions() {
         .await
         .expect("json");
     assert_eq!(echo["upstream"], "admin");
-    let echo: Value = get(&format!("{b}/versioned")).await.json().await.expect("json");
+    let echo: Value = get(&format!("{b}/versioned"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(echo["upstream"], "public");
-    let echo: Value = get(&format!("{b}/q?version=2")).await.json().await.expect("json");
+    let echo: Value = get(&format!("{b}/q?version=2"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(echo["upstream"], "admin");
     assert_eq!(get(&format!("{b}/q?version=3")).await.status(), 404);
     let response = c
@@ -173,7 +209,10 @@ async fn traversal_cannot_reach_a_protected_path() {
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("\"path\":\"/public/..%2Fadmin\""), "{answer}");
+    assert!(
+        answer.contains("\"path\":\"/public/..%2Fadmin\""),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -186,7 +225,10 @@ async fn normalized_path_is_forwarded() {
         Duration::from_secs(5),
     )
     .await;
-    assert!(answer.contains("\"path\":\"/public/a/b/~user\""), "{answer}");
+    assert!(
+        answer.contains("\"path\":\"/public/a/b/~user\""),
+        "{answer}"
+    );
 }
 
 #[tokio::test]

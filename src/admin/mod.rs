@@ -69,7 +69,11 @@ async fn ready(State(state): State<Arc<AdminState>>) -> Response {
     if state.ready.load(Ordering::Acquire) {
         axum::Json(json!({"status": "ready"})).into_response()
     } else {
-        error(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "not ready")
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "not ready",
+        )
     }
 }
 

@@ -77,7 +77,11 @@ impl SampleService {
                 (StatusCode::OK, Value::Array(items))
             }
             (&Method::GET, [collection, id]) if *collection == self.name() => {
-                match records.into_iter().find(|r| r["id"].to_string() == *id) {
+                let wanted = id.parse::<i64>().ok();
+                match records
+                    .into_iter()
+                    .find(|r| wanted.is_some() && r["id"].as_i64() == wanted)
+                {
                     Some(record) => (StatusCode::OK, record),
                     None => (
                         StatusCode::NOT_FOUND,
@@ -101,8 +105,11 @@ pub async fn serve_sample(listener: TcpListener, service: SampleService) {
         };
         tokio::spawn(async move {
             let handler = service_fn(move |request: Request<Incoming>| async move {
-                let (status, body) =
-                    service.answer(request.method(), request.uri().path(), request.uri().query());
+                let (status, body) = service.answer(
+                    request.method(),
+                    request.uri().path(),
+                    request.uri().query(),
+                );
                 let mut body = body;
                 if let Value::Object(map) = &mut body {
                     map.insert("served_by".into(), service.name().into());
@@ -181,12 +188,13 @@ pub async fn run() -> Result<(), StartError> {
         SampleService::Orders,
         SampleService::Products,
     ] {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|error| StartError::Bind {
-                addr: "127.0.0.1:0".into(),
-                error,
-            })?;
+        let listener =
+            TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(|error| StartError::Bind {
+                    addr: "127.0.0.1:0".into(),
+                    error,
+                })?;
         let addr = listener.local_addr().map_err(|error| StartError::Bind {
             addr: "127.0.0.1:0".into(),
             error,
@@ -242,7 +250,8 @@ mod tests {
 
     #[test]
     fn sample_services_answer_like_an_api() {
-        let (status, body) = SampleService::Orders.answer(&Method::GET, "/orders", Some("userId=1"));
+        let (status, body) =
+            SampleService::Orders.answer(&Method::GET, "/orders", Some("userId=1"));
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body.as_array().map(Vec::len), Some(2));
         let (status, _) = SampleService::Users.answer(&Method::GET, "/users/99", None);

@@ -55,9 +55,7 @@ impl TrustedProxies {
 /// IPv4-mapped IPv6 addresses as IPv4, so that `10.0.0.0/8` matches `::ffff:10.1.2.3`.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -76,7 +74,10 @@ mod tests {
         let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().expect("net")]);
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
-        assert_eq!(trusted.client_ip(ip("192.0.2.1"), &headers), ip("192.0.2.1"));
+        assert_eq!(
+            trusted.client_ip(ip("192.0.2.1"), &headers),
+            ip("192.0.2.1")
+        );
     }
 
     #[test]
@@ -87,9 +88,18 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.2"),
         );
-        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &headers), ip("203.0.113.9"));
-        headers.insert("x-forwarded-for", HeaderValue::from_static("junk, 10.0.0.2"));
+        assert_eq!(
+            trusted.client_ip(ip("10.0.0.1"), &headers),
+            ip("203.0.113.9")
+        );
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("junk, 10.0.0.2"),
+        );
         assert_eq!(trusted.client_ip(ip("10.0.0.1"), &headers), ip("10.0.0.2"));
-        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &HeaderMap::new()), ip("10.0.0.1"));
+        assert_eq!(
+            trusted.client_ip(ip("10.0.0.1"), &HeaderMap::new()),
+            ip("10.0.0.1")
+        );
     }
 }

@@ -101,17 +101,19 @@ pub fn prepare_request_headers(headers: &mut HeaderMap, fwd: &ForwardedFor<'_>) 
         }
     }
     headers.insert(header::HOST, fwd.upstream_host.clone());
-    headers.insert(super::request_id::X_REQUEST_ID.clone(), fwd.request_id.clone());
+    headers.insert(
+        super::request_id::X_REQUEST_ID.clone(),
+        fwd.request_id.clone(),
+    );
 }
 
 /// The forwarded path: the normalized path with `strip_prefix` removed (on a segment
 /// boundary), never empty.
 pub fn strip_prefix<'p>(path: &'p str, prefix: &str) -> &'p str {
+    let prefix = prefix.trim_end_matches('/');
     match path.strip_prefix(prefix) {
-        Some(rest) if rest.is_empty() => "/",
-        Some(rest) if rest.starts_with('/') || prefix.ends_with('/') => {
-            if rest.starts_with('/') { rest } else { &path[prefix.len() - 1..] }
-        }
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
         _ => path,
     }
 }
@@ -123,7 +125,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Secret"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
         headers.insert("x-secret", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -158,7 +163,10 @@ mod tests {
 
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
-        let fwd = ForwardedFor { peer_trusted: true, ..fwd };
+        let fwd = ForwardedFor {
+            peer_trusted: true,
+            ..fwd
+        };
         prepare_request_headers(&mut headers, &fwd);
         assert_eq!(headers["x-forwarded-for"], "203.0.113.1, 192.0.2.7");
     }

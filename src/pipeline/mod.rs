@@ -24,7 +24,9 @@ use crate::body::{GatewayBody, RequestBody};
 use crate::error::{ErrorKind, GatewayError};
 use crate::observability::access_log::AccessEntry;
 use crate::router::{RequestView, RouteMatch, normalize_path};
-use crate::runtime::{ForwardPlan, Limits, Respond, RouteAction, RoutePlan, Runtime, RuntimeHandle, State};
+use crate::runtime::{
+    ForwardPlan, Limits, Respond, RouteAction, RoutePlan, Runtime, RuntimeHandle, State,
+};
 use crate::server::ConnContext;
 use crate::upstream::{self, UpstreamProtocol};
 
@@ -220,7 +222,11 @@ impl Gateway {
         let mut path_and_query = path;
         if let Some(query) = query.filter(|q| !q.is_empty()) {
             // A `rewrite` template may carry its own query; the client's is appended to it.
-            path_and_query.push(if path_and_query.contains('?') { '&' } else { '?' });
+            path_and_query.push(if path_and_query.contains('?') {
+                '&'
+            } else {
+                '?'
+            });
             path_and_query.push_str(&query);
         }
         let uri = Uri::builder()
@@ -344,7 +350,11 @@ fn respond_response(respond: &Respond) -> Response<GatewayBody> {
 }
 
 /// The access log entry of a request, before it is served.
-fn access_entry<B>(request: &Request<B>, request_id: &HeaderValue, client_ip: IpAddr) -> AccessEntry {
+fn access_entry<B>(
+    request: &Request<B>,
+    request_id: &HeaderValue,
+    client_ip: IpAddr,
+) -> AccessEntry {
     AccessEntry {
         ts: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         request_id: request_id.to_str().unwrap_or_default().to_owned(),

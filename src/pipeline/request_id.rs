@@ -37,7 +37,10 @@ mod tests {
         assert_eq!(take(&headers), "abc-123");
         headers.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
         assert_eq!(take(&headers).len(), 36);
-        headers.insert(&X_REQUEST_ID, HeaderValue::from_str(&"a".repeat(129)).expect("ok"));
+        headers.insert(
+            &X_REQUEST_ID,
+            HeaderValue::from_str(&"a".repeat(129)).expect("ok"),
+        );
         assert_eq!(take(&headers).len(), 36);
         assert_eq!(take(&HeaderMap::new()).len(), 36);
     }

@@ -48,8 +48,15 @@ mod tests {
         step.apply(&mut headers, false);
         assert!(headers.get(http::header::SERVER).is_none());
         assert_eq!(headers["x-frame-options"], "DENY");
-        assert!(headers.get(http::header::STRICT_TRANSPORT_SECURITY).is_none());
+        assert!(
+            headers
+                .get(http::header::STRICT_TRANSPORT_SECURITY)
+                .is_none()
+        );
         step.apply(&mut headers, true);
-        assert_eq!(headers[http::header::STRICT_TRANSPORT_SECURITY], "max-age=1");
+        assert_eq!(
+            headers[http::header::STRICT_TRANSPORT_SECURITY],
+            "max-age=1"
+        );
     }
 }

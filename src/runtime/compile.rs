@@ -63,7 +63,10 @@ pub fn compile(config: &Config, state: &State) -> CompileOutcome {
         Ok(router) => router,
         Err(build_errors) => {
             for err in build_errors {
-                let location = locations.get(err.route).copied().unwrap_or(Location::UNKNOWN);
+                let location = locations
+                    .get(err.route)
+                    .copied()
+                    .unwrap_or(Location::UNKNOWN);
                 let message = match err.other.and_then(|o| locations.get(o)) {
                     Some(other) if other.line() > 0 => format!(
                         "{} (the other route is at line {}, column {})",
@@ -101,13 +104,15 @@ pub fn compile(config: &Config, state: &State) -> CompileOutcome {
             }
         },
     };
-    let unrouted_security_headers = effective_plugin([None, None, Some(&config.plugins)], |p| {
-        &p.security_headers
-    })
-    .and_then(|entry| match &entry.value {
-        PluginSetting::On(settings) => Some(security_headers(settings, entry.referenced, &mut errors)),
-        PluginSetting::Off => None,
-    });
+    let unrouted_security_headers =
+        effective_plugin([None, None, Some(&config.plugins)], |p| &p.security_headers).and_then(
+            |entry| match &entry.value {
+                PluginSetting::On(settings) => {
+                    Some(security_headers(settings, entry.referenced, &mut errors))
+                }
+                PluginSetting::Off => None,
+            },
+        );
     if !errors.list.is_empty() {
         return Err(sorted(errors.list));
     }
@@ -239,7 +244,10 @@ fn compile_route(
     for method in &r.methods {
         match http::Method::from_bytes(method.value.0.as_bytes()) {
             Ok(m) => methods.push(m),
-            Err(_) => errors.at(method.referenced, format!("invalid method `{}`", method.value.0)),
+            Err(_) => errors.at(
+                method.referenced,
+                format!("invalid method `{}`", method.value.0),
+            ),
         }
     }
     let mut headers = Vec::with_capacity(r.headers.len());
@@ -261,15 +269,20 @@ fn compile_route(
             .collect(),
     };
 
-    let service = r.service.as_ref().and_then(|s| config.services.get(&s.value));
+    let service = r
+        .service
+        .as_ref()
+        .and_then(|s| config.services.get(&s.value));
     let levels = [
         Some(&r.plugins),
         service.map(|s| &s.value.plugins),
         Some(&config.plugins),
     ];
-    let security_headers = effective_plugin(levels, |p| &p.security_headers)
-        .and_then(|entry| match &entry.value {
-            PluginSetting::On(settings) => Some(security_headers(settings, entry.referenced, errors)),
+    let security_headers =
+        effective_plugin(levels, |p| &p.security_headers).and_then(|entry| match &entry.value {
+            PluginSetting::On(settings) => {
+                Some(security_headers(settings, entry.referenced, errors))
+            }
             PluginSetting::Off => None,
         });
 
@@ -291,16 +304,19 @@ fn compile_route(
             }
         });
         let strip_prefix = r.strip_prefix.as_ref().and_then(|prefix| {
-            if prefix.value.starts_with('/') {
-                Some(prefix.value.trim_end_matches('/').into())
-            } else {
+            let trimmed = prefix.value.trim_end_matches('/');
+            if !prefix.value.starts_with('/') {
                 errors.at(prefix.referenced, "`strip_prefix` must start with `/`");
                 None
+            } else if trimmed.is_empty() {
+                None
+            } else {
+                Some(Box::<str>::from(trimmed))
             }
         });
         RouteAction::Forward(ForwardPlan {
             service: service.clone(),
-            strip_prefix: strip_prefix.filter(|p: &Box<str>| !p.is_empty()),
+            strip_prefix,
             rewrite,
             preserve_host: r.preserve_host,
             timeout: r.timeout.map_or(service.request_timeout, |t| t.0),

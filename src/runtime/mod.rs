@@ -12,7 +12,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 pub use compile::{CompileOutcome, compile};
-pub use plan::{Respond, RouteAction, RoutePlan, ForwardPlan};
+pub use plan::{ForwardPlan, Respond, RouteAction, RoutePlan};
 pub use state::State;
 
 use crate::observability::access_log::AccessLog;

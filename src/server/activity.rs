@@ -84,21 +84,32 @@ impl ConnActivity {
     }
 
     /// Whether the connection has outstayed `idle` (no request) or `header` (a request head
-    /// that is taking too long); otherwise when to look again.
+    /// that is taking too long); otherwise when to look again. While idle or busy the answer
+    /// is at most half a header timeout away, so a head that starts arriving is noticed in
+    /// time: a slow head is cut off between `header` and 1.5 × `header` after its first byte.
     pub fn check(&self, idle: Duration, header: Duration) -> Verdict {
         let now = self.now_ms();
         let since = self.since_ms.load(Ordering::Relaxed);
-        let limit = match self.phase.load(Ordering::Relaxed) {
-            IDLE => idle,
-            READING => header,
-            _ => return Verdict::CheckAt(self.epoch + Duration::from_millis(now) + idle),
+        let poll = (header.as_millis() as u64 / 2).max(10);
+        let deadline = match self.phase.load(Ordering::Relaxed) {
+            IDLE => since + idle.as_millis() as u64,
+            READING => since + header.as_millis() as u64,
+            _ => return Verdict::CheckAt(self.at(now + poll)),
         };
-        let deadline = since + limit.as_millis() as u64;
         if now >= deadline {
             Verdict::Expired
         } else {
-            Verdict::CheckAt(self.epoch + Duration::from_millis(deadline))
+            Verdict::CheckAt(self.at(deadline.min(now + poll)))
         }
+    }
+
+    /// The first check of a new connection.
+    pub fn first_check(&self, idle: Duration, header: Duration) -> Instant {
+        self.epoch + idle.min(header / 2)
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
     }
 }
 

@@ -72,7 +72,8 @@ pub(super) async fn serve_connection(
     let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
 
-    let watchdog = tokio::time::sleep(limits.idle_timeout);
+    let watchdog =
+        tokio::time::sleep_until(activity.first_check(limits.idle_timeout, limits.header_timeout));
     tokio::pin!(watchdog);
     let mut closing = false;
     loop {
@@ -87,7 +88,6 @@ pub(super) async fn serve_connection(
                 match activity.check(limits.idle_timeout, limits.header_timeout) {
                     Verdict::Expired => {
                         connection.as_mut().graceful_shutdown();
-                        closing = true;
                         let _ = tokio::time::timeout(CLOSE_GRACE, connection.as_mut()).await;
                         return;
                     }

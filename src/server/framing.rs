@@ -69,7 +69,11 @@ impl FramingWatch {
                         self.phase = if facts.leaves_http1 {
                             Phase::Off
                         } else if facts.transfer_encoding {
-                            if facts.chunked { Phase::ChunkSize } else { Phase::Off }
+                            if facts.chunked {
+                                Phase::ChunkSize
+                            } else {
+                                Phase::Off
+                            }
                         } else {
                             match facts.content_length {
                                 Some(0) | None => Phase::Head,
@@ -82,7 +86,11 @@ impl FramingWatch {
                 Phase::Fixed(n) => {
                     let skip = n.min(bytes.len() as u64);
                     bytes = &bytes[skip as usize..];
-                    self.phase = if n == skip { Phase::Head } else { Phase::Fixed(n - skip) };
+                    self.phase = if n == skip {
+                        Phase::Head
+                    } else {
+                        Phase::Fixed(n - skip)
+                    };
                 }
                 Phase::ChunkSize => match self.take_line(bytes) {
                     Some((line, used)) => {
@@ -220,8 +228,14 @@ fn inspect(head: &[u8]) -> HeadFacts {
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &bytes[start..end]
 }
 
@@ -266,11 +280,8 @@ mod tests {
     fn bodies_are_skipped_not_read_as_heads() {
         // A fixed body and a chunked body whose bytes look like a smuggled head.
         let body = b"X\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let mut fixed = format!(
-            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
+        let mut fixed =
+            format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         fixed.extend_from_slice(body);
         fixed.extend_from_slice(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(!feed_all(&[&fixed]));
@@ -286,7 +297,9 @@ mod tests {
         assert!(!feed_all(&[&chunked]));
 
         // And a smuggling head after a chunked body is still caught.
-        chunked.extend_from_slice(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        chunked.extend_from_slice(
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
         assert!(feed_all(&[&chunked]));
     }
 

@@ -14,7 +14,7 @@ use super::framing::FramingWatch;
 pin_project! {
     /// A socket whose reads are reported to the connection's [`ConnActivity`], and whose
     /// HTTP/1.1 framing is watched for smuggling attempts.
-    pub struct WatchedIo<S> {
+    pub(super) struct WatchedIo<S> {
         #[pin]
         inner: S,
         activity: Arc<ConnActivity>,
@@ -24,7 +24,7 @@ pin_project! {
 
 impl<S> WatchedIo<S> {
     /// Watches `inner`, reporting to `activity`.
-    pub fn new(inner: S, activity: Arc<ConnActivity>) -> Self {
+    pub(super) fn new(inner: S, activity: Arc<ConnActivity>) -> Self {
         Self {
             inner,
             activity,

@@ -47,7 +47,9 @@ pub async fn send(
 fn classify(err: &hyper_util::client::legacy::Error, target: &Target) -> GatewayError {
     let cause = format!("{}: {}", target.url, chain(err));
     if is_body_too_large(err) {
-        return GatewayError::payload_too_large().closing().with_cause(cause);
+        return GatewayError::payload_too_large()
+            .closing()
+            .with_cause(cause);
     }
     if err.is_connect() {
         if has_io_kind(err, io::ErrorKind::TimedOut) {

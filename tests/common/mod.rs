@@ -57,7 +57,9 @@ impl Upstream {
 /// - `/headers`: echo with `Server`, `X-Powered-By`, `Connection: x-hop` and `X-Hop` set;
 /// - anything else: a JSON echo of method, path, query, headers, version, body length.
 pub async fn upstream(name: &'static str) -> Upstream {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
     let addr = listener.local_addr().expect("addr");
     let hits = Arc::new(AtomicUsize::new(0));
     let connections = Arc::new(AtomicUsize::new(0));
@@ -110,14 +112,21 @@ async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<TestB
             .ok()
             .and_then(|c| StatusCode::from_u16(c).ok())
             .unwrap_or(StatusCode::OK);
-        return Ok(json_response(status, json!({"upstream": name, "status": status.as_u16()})));
+        return Ok(json_response(
+            status,
+            json!({"upstream": name, "status": status.as_u16()}),
+        ));
     }
     if let Some(n) = path.strip_prefix("/stream/") {
         let n: usize = n.parse().unwrap_or(3);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
         tokio::spawn(async move {
             for _ in 0..n {
-                if tx.send(Ok(Frame::data(Bytes::from(vec![b'x'; 1024])))).await.is_err() {
+                if tx
+                    .send(Ok(Frame::data(Bytes::from(vec![b'x'; 1024]))))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -172,7 +181,7 @@ pub async fn resetting_upstream() -> SocketAddr {
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
-                let _ = stream.set_linger(Some(Duration::ZERO));
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                 drop(stream);
             });
         }
@@ -188,8 +197,15 @@ pub fn refusing_address() -> SocketAddr {
     addr
 }
 
-/// Starts the real gateway from `yaml` (its `listen` should be `127.0.0.1:0`).
+/// Starts the real gateway from `yaml` (its `listen` should be `127.0.0.1:0`). Unless the
+/// config says otherwise, the access log is off to keep test output readable.
 pub async fn gateway(yaml: &str) -> Gatehouse {
+    let yaml = if yaml.contains("observability") {
+        yaml.to_owned()
+    } else {
+        format!("observability: {{ access_log: off }}\n{yaml}")
+    };
+    let yaml = yaml.as_str();
     let config = gatehouse::config::load_str("test.yaml", yaml)
         .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
     Gatehouse::start(config).await.expect("gateway starts")
@@ -223,7 +239,8 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
 pub async fn error_body(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status");
     assert_eq!(
-        response.headers()["content-type"], "application/json",
+        response.headers()["content-type"],
+        "application/json",
         "errors are JSON"
     );
     let request_id = response
