@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -75,26 +74,39 @@ impl Gatehouse {
         let limits = compiled.limits;
         let gateway = Arc::new(Gateway::new(compiled, state));
 
-        let mut bound = Vec::new();
+        let workers = server::worker_count();
+        // sockets[w][l]: worker w's socket on listen address l.
+        let mut sockets: Vec<Vec<std::net::TcpListener>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        let mut listeners = Vec::new();
         for addr in config.listen_addresses() {
             let text = addr.value.clone();
-            let socket: SocketAddr = text.parse().map_err(|_| StartError::Bind {
-                addr: text.clone(),
-                error: std::io::Error::other("not a socket address"),
-            })?;
-            let listener = server::bind(socket).map_err(|error| StartError::Bind {
+            let socket: SocketAddr =
+                config::parse_listen_addr(&text).map_err(|message| StartError::Bind {
+                    addr: text.clone(),
+                    error: std::io::Error::other(message),
+                })?;
+            let group = server::bind_shared(socket, workers).map_err(|error| StartError::Bind {
                 addr: text.clone(),
                 error,
             })?;
-            bound.push(listener);
+            let local = group[0].local_addr().map_err(|error| StartError::Bind {
+                addr: text.clone(),
+                error,
+            })?;
+            listeners.push(local);
+            for (worker, listener) in group.into_iter().enumerate() {
+                sockets[worker].push(listener);
+            }
         }
         let admin_listener = match &config.admin {
             Some(admin) => {
                 let text = admin.value.listen.value.clone();
-                let socket: SocketAddr = text.parse().map_err(|_| StartError::Bind {
-                    addr: text.clone(),
-                    error: std::io::Error::other("not a socket address"),
-                })?;
+                let socket =
+                    config::parse_listen_addr(&text).map_err(|message| StartError::Bind {
+                        addr: text.clone(),
+                        error: std::io::Error::other(message),
+                    })?;
                 let listener =
                     server::bind(socket).map_err(|error| StartError::Bind { addr: text, error })?;
                 let token = admin
@@ -107,25 +119,22 @@ impl Gatehouse {
             None => None,
         };
 
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let connections = Arc::new(Semaphore::new(limits.max_connections));
-        let mut listeners = Vec::new();
-        for listener in bound {
-            let addr = listener.local_addr().map_err(|error| StartError::Bind {
-                addr: "listener".into(),
-                error,
-            })?;
-            tracing::info!("listening on http://{addr} (HTTP/1.1 and h2c)");
-            listeners.push(addr);
-            tokio::spawn(server::serve(
-                listener,
-                gateway.clone(),
-                connections.clone(),
-                shutdown.clone(),
-                tracker.clone(),
-            ));
+        let shared = server::WorkerShared {
+            gateway: gateway.clone(),
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        };
+        server::start_workers(sockets, &shared).map_err(|error| StartError::Bind {
+            addr: "worker threads".into(),
+            error,
+        })?;
+        for addr in &listeners {
+            tracing::info!("listening on http://{addr} (HTTP/1.1 and h2c, {workers} workers)");
         }
+        let server::WorkerShared {
+            shutdown, tracker, ..
+        } = shared;
         let mut admin_addr = None;
         if let Some((listener, token)) = admin_listener {
             let addr = listener.local_addr().map_err(|error| StartError::Bind {
@@ -207,5 +216,11 @@ impl Gatehouse {
     }
 }
 
-/// How long the `demo` and tests wait for a listener to accept, at most.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+impl Drop for Gatehouse {
+    /// A gateway dropped without [`Gatehouse::shutdown`] stops accepting and drains too, so its
+    /// worker threads end.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+    }
+}

@@ -28,8 +28,18 @@ use config::ConfigErrors;
 /// starting anything; `ok: N routes, M services` or every error.
 pub fn check(path: &Path) -> Result<String, ConfigErrors> {
     let config = config::load_file(path)?;
+    check_config(&config)
+}
+
+/// [`check`] on config text; `file_name` is used in error locations.
+pub fn check_str(file_name: &str, text: &str) -> Result<String, ConfigErrors> {
+    let config = config::load_str(file_name, text)?;
+    check_config(&config)
+}
+
+fn check_config(config: &config::Config) -> Result<String, ConfigErrors> {
     let state = runtime::State::dry_run();
-    let compiled = runtime::compile(&config, &state)?;
+    let compiled = runtime::compile(config, &state)?;
     Ok(format!(
         "ok: {} routes, {} services",
         compiled.route_count, compiled.service_count

@@ -179,7 +179,7 @@ fn compile_services(
             Protocol::H2c => UpstreamProtocol::H2c,
             _ => UpstreamProtocol::Http1,
         };
-        let client = state.pools.client(ClientKey {
+        let clients = state.pools.clients(ClientKey {
             protocol,
             connect_timeout: spec.timeouts.connect.0,
         });
@@ -189,7 +189,7 @@ fn compile_services(
                 name,
                 targets,
                 protocol,
-                client,
+                clients,
                 spec.timeouts.request.0,
             )),
         );

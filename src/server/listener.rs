@@ -46,13 +46,6 @@ pub async fn serve(
         }
     };
     loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            () = shutdown.cancelled() => return,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => return,
@@ -65,6 +58,16 @@ pub async fn serve(
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
+        };
+        // At the limit, this connection waits for a slot and the accept loop with it, so
+        // further connections stay in the kernel's backlog. (Waiting before `accept` would
+        // let a worker whose socket has nothing pending hold the freed slot.)
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = shutdown.cancelled() => return,
         };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();

@@ -6,7 +6,11 @@ mod connection;
 mod framing;
 mod io;
 mod listener;
+mod workers;
 
 pub use activity::{ConnActivity, Verdict};
 pub use connection::ConnContext;
 pub use listener::{bind, serve};
+pub use workers::{
+    WorkerShared, bind_shared, current_worker, start as start_workers, worker_count,
+};

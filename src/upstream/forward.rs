@@ -28,7 +28,7 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<UpstreamResponse, GatewayError> {
     let started = Instant::now();
-    match tokio::time::timeout(timeout, service.client.request(request)).await {
+    match tokio::time::timeout(timeout, service.client().request(request)).await {
         Ok(Ok(response)) => Ok(UpstreamResponse {
             response,
             elapsed: started.elapsed(),

@@ -1,7 +1,7 @@
 //! Pooled HTTP clients, kept in the state registry so that a reload keeps warm connections.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::client::legacy::Client;
@@ -31,20 +31,38 @@ pub struct ClientKey {
     pub connect_timeout: Duration,
 }
 
-/// The clients in use, by [`ClientKey`]; lives in the state registry across reloads.
-#[derive(Default)]
+/// The clients in use, by [`ClientKey`], one per worker thread (each worker keeps its own
+/// connections); lives in the state registry across reloads.
 pub struct ClientPools {
-    clients: Mutex<HashMap<ClientKey, UpstreamClient>>,
+    workers: usize,
+    clients: Mutex<HashMap<ClientKey, Arc<[UpstreamClient]>>>,
+}
+
+impl Default for ClientPools {
+    fn default() -> Self {
+        Self::new(crate::server::worker_count())
+    }
 }
 
 impl ClientPools {
-    /// The client for `key`, made on first use and shared after.
-    pub fn client(&self, key: ClientKey) -> UpstreamClient {
+    /// Pools for `workers` worker threads.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: workers.max(1),
+            clients: Mutex::default(),
+        }
+    }
+
+    /// The clients for `key`, one per worker, made on first use and shared after.
+    pub fn clients(&self, key: ClientKey) -> Arc<[UpstreamClient]> {
         let mut clients = match self.clients.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        clients.entry(key).or_insert_with(|| build(key)).clone()
+        clients
+            .entry(key)
+            .or_insert_with(|| (0..self.workers).map(|_| build(key)).collect())
+            .clone()
     }
 }
 

@@ -1,6 +1,7 @@
 //! A compiled service: its targets and the weighted round robin that picks among them.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -80,13 +81,12 @@ impl Target {
 /// A service ready to forward to: targets, their schedule, its client and timeouts.
 pub struct ServiceRuntime {
     /// The service's name in the config.
-    pub name: std::sync::Arc<str>,
+    pub name: Arc<str>,
     /// Its targets, in config order.
     pub targets: Vec<Target>,
     /// The protocol spoken to the targets.
     pub protocol: UpstreamProtocol,
-    /// The pooled client used for every target.
-    pub client: UpstreamClient,
+    clients: Arc<[UpstreamClient]>,
     /// Time allowed for the whole exchange up to response headers.
     pub request_timeout: Duration,
     schedule: Vec<u32>,
@@ -102,7 +102,7 @@ impl ServiceRuntime {
         name: &str,
         targets: Vec<Target>,
         protocol: UpstreamProtocol,
-        client: UpstreamClient,
+        clients: Arc<[UpstreamClient]>,
         request_timeout: Duration,
     ) -> Self {
         let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
@@ -111,10 +111,15 @@ impl ServiceRuntime {
             schedule: smooth_schedule(&weights),
             targets,
             protocol,
-            client,
+            clients,
             request_timeout,
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// The pooled client of the calling worker thread.
+    pub fn client(&self) -> &UpstreamClient {
+        &self.clients[crate::server::current_worker() % self.clients.len()]
     }
 
     /// The next target by weighted round robin.
