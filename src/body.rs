@@ -13,6 +13,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
+use crate::upstream::Lease;
+
 /// A boxed error in transit through a body.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -25,8 +27,9 @@ pin_project! {
         Empty,
         /// A body the gateway made (errors, `respond` routes).
         Full { data: Option<Bytes> },
-        /// An upstream response body, streamed as it arrives.
-        Stream { #[pin] inner: Incoming },
+        /// An upstream response body, streamed as it arrives; its connection goes back to the
+        /// pool when the body has been read to its end.
+        Stream { #[pin] inner: Incoming, lease: Option<Lease> },
     }
 }
 
@@ -41,9 +44,9 @@ impl GatewayBody {
         }
     }
 
-    /// An upstream body, streamed.
-    pub fn stream(inner: Incoming) -> Self {
-        Self::Stream { inner }
+    /// An upstream body, streamed; `lease` is released when it ends.
+    pub fn stream(inner: Incoming, lease: Option<Lease>) -> Self {
+        Self::Stream { inner, lease }
     }
 }
 
@@ -58,7 +61,20 @@ impl Body for GatewayBody {
         match self.project() {
             GatewayBodyProj::Empty => Poll::Ready(None),
             GatewayBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            GatewayBodyProj::Stream { inner } => inner.poll_frame(cx).map_err(Into::into),
+            GatewayBodyProj::Stream { mut inner, lease } => {
+                let polled = inner.as_mut().poll_frame(cx);
+                // Done when the last frame came (hyper may not poll again once the body says
+                // it ended) or the stream says so.
+                let done = match &polled {
+                    Poll::Ready(None) => true,
+                    Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
+                    _ => false,
+                };
+                if done && let Some(lease) = lease.take() {
+                    lease.release();
+                }
+                polled.map_err(Into::into)
+            }
         }
     }
 
@@ -66,7 +82,7 @@ impl Body for GatewayBody {
         match self {
             Self::Empty => true,
             Self::Full { data } => data.is_none(),
-            Self::Stream { inner } => inner.is_end_stream(),
+            Self::Stream { inner, .. } => inner.is_end_stream(),
         }
     }
 
@@ -76,7 +92,7 @@ impl Body for GatewayBody {
             Self::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            Self::Stream { inner } => inner.size_hint(),
+            Self::Stream { inner, .. } => inner.size_hint(),
         }
     }
 }

@@ -303,3 +303,32 @@ routes:
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["upstream"], "users", "the upstream's own body");
 }
+
+#[tokio::test]
+async fn connections_the_upstream_closed_are_not_reused() {
+    let users = common::upstream_closing_idle("users", Duration::from_millis(100)).await;
+    let gw = gateway(&format!(
+        r#"
+listen: 127.0.0.1:0
+services:
+  users: {{ url: "{}" }}
+routes:
+  - {{ path: /**, service: users }}
+"#,
+        users.url()
+    ))
+    .await;
+    let c = client();
+    for _ in 0..3 {
+        let response = c.get(format!("{}/x", base(&gw))).send().await.expect("ok");
+        assert_eq!(response.status(), 200);
+        response.bytes().await.expect("body");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(users.hits(), 3);
+    assert_eq!(
+        users.connections(),
+        3,
+        "a new connection after each idle close"
+    );
+}

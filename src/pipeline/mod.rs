@@ -213,7 +213,8 @@ impl Gateway {
         ctx: &mut RequestContext<'_>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let service = &plan.service;
-        let target = service.pick();
+        let index = service.pick();
+        let target = &service.targets[index];
         if let Some(entry) = ctx.entry.as_mut() {
             entry.service = Some(service.name.to_string());
             entry.target = Some(target.url.clone());
@@ -229,15 +230,18 @@ impl Gateway {
             });
             path_and_query.push_str(&query);
         }
-        let uri = Uri::builder()
-            .scheme(target.scheme.clone())
-            .authority(target.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|err| {
-                GatewayError::bad_request("the forwarded path is not a valid URI").with_cause(err)
-            })?;
-
+        // HTTP/1.1 upstreams get the origin form (`/path?query`), HTTP/2 the absolute form.
+        let uri = match service.protocol {
+            UpstreamProtocol::Http1 => Uri::try_from(path_and_query).map_err(http::Error::from),
+            UpstreamProtocol::H2c => Uri::builder()
+                .scheme(target.scheme.clone())
+                .authority(target.authority.clone())
+                .path_and_query(path_and_query)
+                .build(),
+        }
+        .map_err(|err| {
+            GatewayError::bad_request("the forwarded path is not a valid URI").with_cause(err)
+        })?;
         let (mut parts, body) = request.into_parts();
         let client_host = parts.headers.get(HOST).cloned().or_else(|| {
             parts
@@ -271,13 +275,16 @@ impl Gateway {
         let body = RequestBody::new(body, route.max_body, ctx.bytes_in.clone());
         let upstream_request = Request::from_parts(parts, body);
 
-        let answer = upstream::send(service, target, upstream_request, plan.timeout).await?;
+        let answer = upstream::send(service, index, upstream_request, plan.timeout).await?;
         if let Some(entry) = ctx.entry.as_mut() {
             entry.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
         }
         let (mut parts, body) = answer.response.into_parts();
         forward::remove_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, GatewayBody::stream(body)))
+        Ok(Response::from_parts(
+            parts,
+            GatewayBody::stream(body, answer.lease),
+        ))
     }
 }
 

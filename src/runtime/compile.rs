@@ -1,5 +1,5 @@
 //! `compile(config) -> Runtime`: everything the request path needs, parsed and merged once —
-//! targets resolved to clients, plugins merged (global → service → route), patterns and
+//! targets bound to their connection pools, plugins merged (global → service → route), patterns and
 //! templates parsed, the router built. Errors point at the file's line and column.
 
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use crate::pipeline::client_ip::TrustedProxies;
 use crate::pipeline::security_headers::SecurityHeaders;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
-use crate::upstream::{ClientKey, ServiceRuntime, Target, UpstreamProtocol};
+use crate::upstream::{ServiceRuntime, Target, UpstreamProtocol};
 
 /// What [`compile`] gives: a runtime ready to swap in, or every error found.
 pub type CompileOutcome = Result<Runtime, ConfigErrors>;
@@ -179,17 +179,14 @@ fn compile_services(
             Protocol::H2c => UpstreamProtocol::H2c,
             _ => UpstreamProtocol::Http1,
         };
-        let clients = state.pools.clients(ClientKey {
-            protocol,
-            connect_timeout: spec.timeouts.connect.0,
-        });
         services.insert(
             name.clone(),
             Arc::new(ServiceRuntime::new(
                 name,
                 targets,
                 protocol,
-                clients,
+                &state.pools,
+                spec.timeouts.connect.0,
                 spec.timeouts.request.0,
             )),
         );

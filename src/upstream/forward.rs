@@ -1,13 +1,14 @@
 //! Sending one request to one target, with the timeout, and classifying what went wrong.
 
 use std::error::Error as StdError;
-use std::io;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 
-use super::service::{ServiceRuntime, Target};
+use super::UpstreamProtocol;
+use super::pool::{ConnectError, Lease};
+use super::service::ServiceRuntime;
 use crate::body::{RequestBody, is_body_too_large};
 use crate::error::{ErrorKind, GatewayError};
 
@@ -15,74 +16,136 @@ use crate::error::{ErrorKind, GatewayError};
 pub struct UpstreamResponse {
     /// The response head and streaming body.
     pub response: Response<Incoming>,
+    /// The HTTP/1.1 connection, to give back when the body has been read to its end.
+    pub lease: Option<Lease>,
     /// Time from sending to response headers.
     pub elapsed: Duration,
 }
 
-/// Sends `request` (its URI already `scheme://authority/path`) to `target` of `service`,
-/// waiting at most `timeout` for the response headers.
+/// Sends `request` to target `index` of `service`, waiting at most `timeout` for the response
+/// headers. For HTTP/1.1 the request's URI must be in origin form (`/path?query`); for h2c it
+/// must be absolute.
 pub async fn send(
     service: &ServiceRuntime,
-    target: &Target,
+    index: usize,
     request: Request<RequestBody>,
     timeout: Duration,
 ) -> Result<UpstreamResponse, GatewayError> {
     let started = Instant::now();
-    match tokio::time::timeout(timeout, service.client().request(request)).await {
-        Ok(Ok(response)) => Ok(UpstreamResponse {
+    let url = &service.targets[index].url;
+    let exchange = async {
+        match service.protocol {
+            UpstreamProtocol::Http1 => send_http1(service, index, request).await,
+            UpstreamProtocol::H2c => {
+                let mut sender = service
+                    .pool(index)
+                    .h2c(service.connect_timeout)
+                    .await
+                    .map_err(|err| connect_error(err, url))?;
+                sender
+                    .ready()
+                    .await
+                    .map_err(|err| exchange_error(&err, url))?;
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|err| exchange_error(&err, url))?;
+                Ok((response, None))
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok((response, lease))) => Ok(UpstreamResponse {
             response,
+            lease,
             elapsed: started.elapsed(),
         }),
-        Ok(Err(err)) => Err(classify(&err, target)),
+        Ok(Err(err)) => Err(err),
         Err(_) => Err(GatewayError::new(
             ErrorKind::GatewayTimeout,
             "the upstream service did not answer in time",
         )
-        .with_cause(format!("{}: no response within {timeout:?}", target.url))),
+        .with_cause(format!("{url}: no response within {timeout:?}"))),
     }
 }
 
-/// Maps a client error to what the client is told: 413 when our body limit cut the request,
-/// 504 for a connect timeout, 502 for everything else (refused, reset, invalid response).
-fn classify(err: &hyper_util::client::legacy::Error, target: &Target) -> GatewayError {
-    let cause = format!("{}: {}", target.url, chain(err));
+/// One HTTP/1.1 exchange on a pooled connection; a request that a stale pooled connection
+/// could not take (it was never sent) goes once more on a fresh connection.
+async fn send_http1(
+    service: &ServiceRuntime,
+    index: usize,
+    request: Request<RequestBody>,
+) -> Result<(Response<Incoming>, Option<Lease>), GatewayError> {
+    let pool = service.pool(index);
+    let url = &service.targets[index].url;
+    let fresh = || async {
+        pool.connect_http1(service.connect_timeout)
+            .await
+            .map_err(|err| connect_error(err, url))
+    };
+    let mut sender = match pool.take() {
+        Some(mut pooled) => match pooled.ready().await {
+            Ok(()) => pooled,
+            Err(_) => fresh().await?,
+        },
+        None => fresh().await?,
+    };
+    let response = match sender.try_send_request(request).await {
+        Ok(response) => response,
+        Err(mut err) => match err.take_message() {
+            Some(request) => {
+                sender = fresh().await?;
+                sender.ready().await.map_err(|e| exchange_error(&e, url))?;
+                sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| exchange_error(&e, url))?
+            }
+            None => return Err(exchange_error(err.error(), url)),
+        },
+    };
+    let lease = Lease::new(sender, pool.clone());
+    if response.body().is_end_stream() {
+        lease.release();
+        return Ok((response, None));
+    }
+    Ok((response, Some(lease)))
+}
+
+fn connect_error(err: ConnectError, url: &str) -> GatewayError {
+    match err {
+        ConnectError::Timeout => GatewayError::new(
+            ErrorKind::GatewayTimeout,
+            "the upstream service did not accept the connection in time",
+        )
+        .with_cause(format!("{url}: connect timed out")),
+        ConnectError::Failed(err) => GatewayError::new(
+            ErrorKind::BadGateway,
+            "the upstream service refused the connection",
+        )
+        .with_cause(format!("{url}: {err}")),
+        ConnectError::Handshake(err) => GatewayError::new(
+            ErrorKind::BadGateway,
+            "the upstream service failed to answer",
+        )
+        .with_cause(format!("{url}: {}", chain(&err))),
+    }
+}
+
+/// Maps a failed exchange to what the client is told: 413 when our body limit cut the
+/// request, 502 for everything else (reset, closed, invalid response).
+fn exchange_error(err: &hyper::Error, url: &str) -> GatewayError {
+    let cause = format!("{url}: {}", chain(err));
     if is_body_too_large(err) {
         return GatewayError::payload_too_large()
             .closing()
             .with_cause(cause);
-    }
-    if err.is_connect() {
-        if has_io_kind(err, io::ErrorKind::TimedOut) {
-            return GatewayError::new(
-                ErrorKind::GatewayTimeout,
-                "the upstream service did not accept the connection in time",
-            )
-            .with_cause(cause);
-        }
-        return GatewayError::new(
-            ErrorKind::BadGateway,
-            "the upstream service refused the connection",
-        )
-        .with_cause(cause);
     }
     GatewayError::new(
         ErrorKind::BadGateway,
         "the upstream service failed to answer",
     )
     .with_cause(cause)
-}
-
-fn has_io_kind(err: &(dyn StdError + 'static), kind: io::ErrorKind) -> bool {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<io::Error>()
-            && io.kind() == kind
-        {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }
 
 /// The error and its sources on one line, for the log.

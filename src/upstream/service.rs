@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 
-use super::pool::{UpstreamClient, UpstreamProtocol};
+use super::pool::{ClientPools, TargetPool, UpstreamProtocol, WorkerPools};
 
 /// One address that serves a service.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ impl Target {
     }
 }
 
-/// A service ready to forward to: targets, their schedule, its client and timeouts.
+/// A service ready to forward to: targets, their schedule, their pools and timeouts.
 pub struct ServiceRuntime {
     /// The service's name in the config.
     pub name: Arc<str>,
@@ -86,9 +86,11 @@ pub struct ServiceRuntime {
     pub targets: Vec<Target>,
     /// The protocol spoken to the targets.
     pub protocol: UpstreamProtocol,
-    clients: Arc<[UpstreamClient]>,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
     /// Time allowed for the whole exchange up to response headers.
     pub request_timeout: Duration,
+    pools: Vec<WorkerPools>,
     schedule: Vec<u32>,
     next: AtomicUsize,
 }
@@ -97,39 +99,45 @@ pub struct ServiceRuntime {
 const MAX_SCHEDULE: u64 = 4096;
 
 impl ServiceRuntime {
-    /// A service over `targets` (at least one).
+    /// A service over `targets` (at least one), connecting through `pools`.
     pub fn new(
         name: &str,
         targets: Vec<Target>,
         protocol: UpstreamProtocol,
-        clients: Arc<[UpstreamClient]>,
+        pools: &ClientPools,
+        connect_timeout: Duration,
         request_timeout: Duration,
     ) -> Self {
         let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
+        let pools = targets
+            .iter()
+            .map(|t| pools.target(&t.authority, protocol))
+            .collect();
         Self {
             name: name.into(),
             schedule: smooth_schedule(&weights),
             targets,
             protocol,
-            clients,
+            connect_timeout,
             request_timeout,
+            pools,
             next: AtomicUsize::new(0),
         }
     }
 
-    /// The pooled client of the calling worker thread.
-    pub fn client(&self) -> &UpstreamClient {
-        &self.clients[crate::server::current_worker() % self.clients.len()]
-    }
-
-    /// The next target by weighted round robin.
-    pub fn pick(&self) -> &Target {
+    /// The next target by weighted round robin, as an index into `targets`.
+    pub fn pick(&self) -> usize {
         if self.targets.len() == 1 {
-            return &self.targets[0];
+            return 0;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let index = self.schedule[n % self.schedule.len()] as usize;
-        &self.targets[index]
+        self.schedule[n % self.schedule.len()] as usize
+    }
+
+    /// The calling worker's connections to target `index`.
+    pub fn pool(&self, index: usize) -> &Arc<TargetPool> {
+        let pools = &self.pools[index];
+        &pools[crate::server::current_worker() % pools.len()]
     }
 }
 
