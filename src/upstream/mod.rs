@@ -5,5 +5,5 @@ mod pool;
 mod service;
 
 pub use forward::{UpstreamResponse, send};
-pub use pool::{ClientPools, ConnectError, Lease, TargetPool, UpstreamProtocol};
+pub use pool::{ClientPools, ConnectError, Lease, TargetPool, UpstreamProtocol, WorkerPools};
 pub use service::{ServiceRuntime, Target, TargetError};
