@@ -74,6 +74,7 @@ impl Gatehouse {
         let limits = compiled.limits;
         let gateway = Arc::new(Gateway::new(compiled, state));
 
+        raise_file_limit(limits.max_connections);
         let workers = server::worker_count();
         // sockets[w][l]: worker w's socket on listen address l.
         let mut sockets: Vec<Vec<std::net::TcpListener>> =
@@ -213,6 +214,23 @@ impl Gatehouse {
             tracing::warn!("shutdown grace period over; closing the remaining connections");
         }
         Ok(())
+    }
+}
+
+/// Raises the open-file limit towards what `max_connections` needs (each client connection can
+/// hold an upstream connection too), within the hard limit, as nginx's
+/// `worker_rlimit_nofile` does; logs when the hard limit is too low.
+fn raise_file_limit(max_connections: usize) {
+    let wanted = (max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(1024);
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => tracing::warn!(
+            "open-file limit is {got}; `limits.max_connections` may need up to {wanted} \
+             (raise the hard limit, e.g. `ulimit -Hn`)"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
     }
 }
 

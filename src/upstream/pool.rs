@@ -29,8 +29,9 @@ pub enum UpstreamProtocol {
     H2c,
 }
 
-/// Idle HTTP/1.1 connections kept per target and worker, at most.
-const MAX_IDLE: usize = 1024;
+/// Idle HTTP/1.1 connections kept per target and worker, at most (nginx's `keepalive`); the
+/// oldest is closed when one more comes back.
+const MAX_IDLE: usize = 128;
 /// An idle connection older than this is closed instead of reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
