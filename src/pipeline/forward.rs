@@ -29,8 +29,17 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// Whether `name` is hop-by-hop (or `Upgrade`): a cheap comparison for standard names.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::UPGRADE || HOP_BY_HOP.iter().any(|h| h == name)
+}
+
 /// Removes hop-by-hop headers, including those the `Connection` header names, and `Upgrade`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names instead of a lookup per header.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -68,8 +77,13 @@ pub struct ForwardedFor<'a> {
 /// Rewrites request headers for the upstream.
 pub fn prepare_request_headers(headers: &mut HeaderMap, fwd: &ForwardedFor<'_>) {
     remove_hop_by_hop(headers);
-    for name in &IDENTITY {
-        headers.remove(name);
+    if headers
+        .keys()
+        .any(|name| IDENTITY.iter().any(|i| i == name))
+    {
+        for name in &IDENTITY {
+            headers.remove(name);
+        }
     }
 
     // X-Forwarded-For: a trusted proxy's chain is extended; anything else a client sent is

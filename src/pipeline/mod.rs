@@ -299,7 +299,11 @@ fn request_host<B>(request: &Request<B>) -> Option<&str> {
 
 /// 431 when the request head is over the limit (hyper refuses far larger heads itself).
 fn check_header_size<B>(request: &Request<B>, limit: usize) -> Result<(), GatewayError> {
-    let mut size = request.uri().to_string().len() + request.method().as_str().len() + 12;
+    let uri = request.uri();
+    let mut size = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + request.method().as_str().len()
+        + 12;
     for (name, value) in request.headers() {
         size += name.as_str().len() + value.len() + 4;
         if size > limit {
