@@ -57,9 +57,17 @@ impl Upstream {
 /// - `/headers`: echo with `Server`, `X-Powered-By`, `Connection: x-hop` and `X-Hop` set;
 /// - anything else: a JSON echo of method, path, query, headers, version, body length.
 pub async fn upstream(name: &'static str) -> Upstream {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind upstream");
+    serve_upstream(name, None).await
+}
+
+/// An HTTP/1.1 upstream that closes keep-alive connections idle for more than `idle`, like
+/// servers with a short keep-alive timeout do; answers like [`upstream`].
+pub async fn upstream_closing_idle(name: &'static str, idle: Duration) -> Upstream {
+    serve_upstream(name, Some(idle)).await
+}
+
+async fn serve_upstream(name: &'static str, idle_close: Option<Duration>) -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
     let addr = listener.local_addr().expect("addr");
     let hits = Arc::new(AtomicUsize::new(0));
     let connections = Arc::new(AtomicUsize::new(0));
@@ -76,9 +84,23 @@ pub async fn upstream(name: &'static str) -> Upstream {
                     hits.fetch_add(1, Ordering::SeqCst);
                     answer(name, request)
                 });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let io = TokioIo::new(stream);
+                match idle_close {
+                    // hyper's header read timeout also runs while a keep-alive connection
+                    // waits for its next request: exactly a short keep-alive timeout.
+                    Some(idle) => {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(idle)
+                            .serve_connection(io, service)
+                            .await;
+                    }
+                    None => {
+                        let _ = auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, service)
+                            .await;
+                    }
+                }
             });
         }
     });
@@ -260,39 +282,3 @@ pub async fn error_body(response: reqwest::Response, status: u16, code: &str) ->
     body
 }
 
-/// An HTTP/1.1 upstream that closes keep-alive connections idle for more than `idle`, like
-/// servers with a short keep-alive timeout do; answers like [`upstream`].
-pub async fn upstream_closing_idle(name: &'static str, idle: Duration) -> Upstream {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind upstream");
-    let addr = listener.local_addr().expect("addr");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let connections = Arc::new(AtomicUsize::new(0));
-    let (h, c) = (hits.clone(), connections.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            c.fetch_add(1, Ordering::SeqCst);
-            let hits = h.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    answer(name, request)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(idle)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Upstream {
-        addr,
-        hits,
-        connections,
-    }
-}
