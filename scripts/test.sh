@@ -21,6 +21,12 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
-cargo test --all-targets --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 # Doc tests run separately (--all-targets skips them).
-cargo test --doc --locked
+cargo test --doc --locked 2>&1 | tee -a "$log"
+cargo test --all-targets --locked 2>&1 | tee -a "$log"
+
+# One closing line for the whole run: the sum over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -332,3 +332,24 @@ routes:
         "a new connection after each idle close"
     );
 }
+
+#[tokio::test]
+async fn several_listeners_serve_the_same_routes() {
+    let gw = gateway(
+        "listen: [127.0.0.1:0, 127.0.0.1:0]\nroutes:\n  - { path: /, respond: { status: 200, body: hi } }\n",
+    )
+    .await;
+    assert_eq!(gw.listeners.len(), 2);
+    assert_ne!(gw.listeners[0], gw.listeners[1]);
+    for addr in &gw.listeners {
+        let body = client()
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .expect("ok")
+            .text()
+            .await
+            .expect("text");
+        assert_eq!(body, "hi");
+    }
+}

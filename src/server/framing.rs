@@ -312,4 +312,66 @@ mod tests {
         assert!(!watch.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
         assert_eq!(watch.phase, Phase::Off);
     }
+
+    mod props {
+        use super::super::FramingWatch;
+        use proptest::prelude::*;
+
+        /// A well-formed request whose body may contain anything, head-like text included.
+        fn request() -> impl Strategy<Value = Vec<u8>> {
+            let body = prop::collection::vec(
+                prop_oneof![
+                    Just(b"\r\n".to_vec()),
+                    Just(b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec()),
+                    prop::collection::vec(any::<u8>(), 0..40),
+                ],
+                0..4,
+            )
+            .prop_map(|parts| parts.concat());
+            (any::<bool>(), body, 1usize..5).prop_map(|(chunked, body, pieces)| {
+                let mut out = Vec::new();
+                if chunked {
+                    out.extend_from_slice(
+                        b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    );
+                    let step = body.len().div_ceil(pieces).max(1);
+                    for chunk in body.chunks(step) {
+                        out.extend_from_slice(format!("{:x};ext=1\r\n", chunk.len()).as_bytes());
+                        out.extend_from_slice(chunk);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    out.extend_from_slice(b"0\r\n\r\n");
+                } else {
+                    out.extend_from_slice(
+                        format!(
+                            "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                    out.extend_from_slice(&body);
+                }
+                out
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn well_formed_streams_never_alarm_and_smuggling_after_them_always_does(
+                requests in prop::collection::vec(request(), 1..5),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+            ) {
+                let stream = requests.concat();
+                let mut points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+                points.sort_unstable();
+                let mut watch = FramingWatch::new();
+                let mut last = 0;
+                for point in points.into_iter().chain([stream.len()]) {
+                    prop_assert!(!watch.feed(&stream[last..point]));
+                    last = point;
+                }
+                prop_assert!(watch.feed(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"));
+            }
+        }
+    }
 }

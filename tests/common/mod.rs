@@ -67,7 +67,9 @@ pub async fn upstream_closing_idle(name: &'static str, idle: Duration) -> Upstre
 }
 
 async fn serve_upstream(name: &'static str, idle_close: Option<Duration>) -> Upstream {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
     let addr = listener.local_addr().expect("addr");
     let hits = Arc::new(AtomicUsize::new(0));
     let connections = Arc::new(AtomicUsize::new(0));
@@ -281,4 +283,3 @@ pub async fn error_body(response: reqwest::Response, status: u16, code: &str) ->
     );
     body
 }
-
