@@ -100,7 +100,11 @@ impl Gateway {
             bytes_in: None,
         };
 
-        let mut response = match self.process(&runtime, request, &conn, &mut ctx).await {
+        // Boxed: hyper keeps each connection's service future allocated while the connection
+        // lives, so the large state of routing and forwarding is allocated per request instead
+        // of being held by every idle keep-alive connection.
+        let processed = Box::pin(self.process(&runtime, request, &conn, &mut ctx)).await;
+        let mut response = match processed {
             Ok(response) => response,
             Err(err) => {
                 if let Some(entry) = ctx.entry.as_mut() {

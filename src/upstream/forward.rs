@@ -37,9 +37,7 @@ pub async fn send(
         match service.protocol {
             UpstreamProtocol::Http1 => send_http1(service, index, request).await,
             UpstreamProtocol::H2c => {
-                let mut sender = service
-                    .pool(index)
-                    .h2c(service.connect_timeout)
+                let mut sender = Box::pin(service.pool(index).h2c(service.connect_timeout))
                     .await
                     .map_err(|err| connect_error(err, url))?;
                 sender
@@ -78,8 +76,9 @@ async fn send_http1(
 ) -> Result<(Response<Incoming>, Option<Lease>), GatewayError> {
     let pool = service.pool(index);
     let url = &service.targets[index].url;
+    // Connecting is the cold path: boxed, so its state does not weigh on every exchange.
     let fresh = || async {
-        pool.connect_http1(service.connect_timeout)
+        Box::pin(pool.connect_http1(service.connect_timeout))
             .await
             .map_err(|err| connect_error(err, url))
     };
