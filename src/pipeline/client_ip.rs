@@ -24,10 +24,20 @@ impl TrustedProxies {
 
     /// The client IP of a request from `peer` with `headers`.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        self.resolve(peer, headers).0
+    }
+
+    /// The client IP of a request from `peer` with `headers`, and whether `peer` is a trusted
+    /// proxy.
+    pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, bool) {
         let peer = canonical(peer);
         if self.0.is_empty() || !self.contains(peer) {
-            return peer;
+            return (peer, false);
         }
+        (self.walk_chain(peer, headers), true)
+    }
+
+    fn walk_chain(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let mut client = peer;
         // Walk the chain from the right: the first address that is not a trusted proxy is the
         // client; garbage ends the walk (what is left of it cannot be believed).

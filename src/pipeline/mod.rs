@@ -84,15 +84,15 @@ impl Gateway {
         let started = Instant::now();
         let runtime = self.runtime.current();
         let request_id = request_id::take(request.headers());
-        let client_ip = runtime
+        let (client_ip, peer_trusted) = runtime
             .trusted_proxies
-            .client_ip(conn.peer.ip(), request.headers());
+            .resolve(conn.peer.ip(), request.headers());
         let entry = runtime
             .access_log
             .as_ref()
             .map(|_| access_entry(&request, &request_id, client_ip));
         let mut ctx = RequestContext {
-            peer_trusted: runtime.trusted_proxies.contains(conn.peer.ip()),
+            peer_trusted,
             request_id,
             client_ip,
             route: None,
