@@ -44,6 +44,15 @@ impl GatewayBody {
         }
     }
 
+    /// The bytes of a body the gateway made (`None` for a streamed body).
+    pub fn clone_full(&self) -> Option<Bytes> {
+        match self {
+            Self::Empty => Some(Bytes::new()),
+            Self::Full { data } => Some(data.clone().unwrap_or_default()),
+            Self::Stream { .. } => None,
+        }
+    }
+
     /// An upstream body, streamed; `lease` is released when it ends.
     pub fn stream(inner: Incoming, lease: Option<Lease>) -> Self {
         Self::Stream { inner, lease }

@@ -239,9 +239,15 @@ async fn malformed_requests_get_400() {
         &b"GARBAGE\r\n\r\n"[..],
         b"GET /x HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
         b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
     ] {
         let answer = raw(addr, attempt, Duration::from_secs(5)).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(
+            answer.contains("content-type: application/json"),
+            "even requests the parser refuses get a JSON error: {answer}"
+        );
+        assert!(answer.contains("\"code\":\"bad_request\""), "{answer}");
     }
     assert_eq!(echo.hits(), 0);
 }

@@ -6,6 +6,7 @@ mod connection;
 mod framing;
 mod io;
 mod listener;
+mod parse_error;
 mod workers;
 
 pub use activity::{ConnActivity, Verdict};
