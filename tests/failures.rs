@@ -5,7 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{base, client, error_body, gateway, refusing_address, resetting_upstream, upstream};
+use common::{
+    base, client, error_body, gateway, get, proxy_all, refusing_address, resetting_upstream,
+    upstream,
+};
 
 fn assert_no_leak(body: &serde_json::Value, secrets: &[String]) {
     let text = body.to_string();
@@ -23,21 +26,8 @@ fn assert_no_leak(body: &serde_json::Value, secrets: &[String]) {
 #[tokio::test]
 async fn refused_connection_is_502() {
     let addr = refusing_address();
-    let gw = gateway(&format!(
-        r#"
-listen: 127.0.0.1:0
-services:
-  down: {{ url: "http://{addr}" }}
-routes:
-  - {{ path: /**, service: down }}
-"#
-    ))
-    .await;
-    let response = client()
-        .get(format!("{}/x", base(&gw)))
-        .send()
-        .await
-        .expect("response");
+    let gw = proxy_all(&format!("http://{addr}")).await;
+    let response = get(&gw, "/x").await;
     let body = error_body(response, 502, "bad_gateway").await;
     assert_no_leak(&body, &[addr.to_string(), addr.port().to_string()]);
 }
@@ -45,21 +35,8 @@ routes:
 #[tokio::test]
 async fn reset_connection_is_502() {
     let addr = resetting_upstream().await;
-    let gw = gateway(&format!(
-        r#"
-listen: 127.0.0.1:0
-services:
-  flaky: {{ url: "http://{addr}" }}
-routes:
-  - {{ path: /**, service: flaky }}
-"#
-    ))
-    .await;
-    let response = client()
-        .get(format!("{}/x", base(&gw)))
-        .send()
-        .await
-        .expect("response");
+    let gw = proxy_all(&format!("http://{addr}")).await;
+    let response = get(&gw, "/x").await;
     let body = error_body(response, 502, "bad_gateway").await;
     assert_no_leak(&body, &[addr.to_string()]);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{base, client, gateway, upstream};
+use common::{base, client, gateway, proxy_all, upstream};
 use serde_json::Value;
 
 #[tokio::test]
@@ -123,17 +123,7 @@ routes:
 #[tokio::test]
 async fn streams_response_bodies_and_large_request_bodies() {
     let users = upstream("users").await;
-    let gw = gateway(&format!(
-        r#"
-listen: 127.0.0.1:0
-services:
-  users: {{ url: "{}" }}
-routes:
-  - {{ path: /**, service: users }}
-"#,
-        users.url()
-    ))
-    .await;
+    let gw = proxy_all(&users.url()).await;
     // The first chunk arrives long before the last one is produced.
     let started = std::time::Instant::now();
     let mut response = client()
@@ -172,17 +162,7 @@ routes:
 #[tokio::test]
 async fn upstream_connections_are_pooled() {
     let users = upstream("users").await;
-    let gw = gateway(&format!(
-        r#"
-listen: 127.0.0.1:0
-services:
-  users: {{ url: "{}" }}
-routes:
-  - {{ path: /**, service: users }}
-"#,
-        users.url()
-    ))
-    .await;
+    let gw = proxy_all(&users.url()).await;
     let c = client();
     for _ in 0..20 {
         let response = c.get(format!("{}/x", base(&gw))).send().await.expect("ok");
@@ -283,17 +263,7 @@ routes:
 #[tokio::test]
 async fn upstream_errors_pass_through_unchanged() {
     let users = upstream("users").await;
-    let gw = gateway(&format!(
-        r#"
-listen: 127.0.0.1:0
-services:
-  users: {{ url: "{}" }}
-routes:
-  - {{ path: /**, service: users }}
-"#,
-        users.url()
-    ))
-    .await;
+    let gw = proxy_all(&users.url()).await;
     let response = client()
         .get(format!("{}/status/503", base(&gw)))
         .send()
@@ -307,17 +277,7 @@ routes:
 #[tokio::test]
 async fn connections_the_upstream_closed_are_not_reused() {
     let users = common::upstream_closing_idle("users", Duration::from_millis(100)).await;
-    let gw = gateway(&format!(
-        r#"
-listen: 127.0.0.1:0
-services:
-  users: {{ url: "{}" }}
-routes:
-  - {{ path: /**, service: users }}
-"#,
-        users.url()
-    ))
-    .await;
+    let gw = proxy_all(&users.url()).await;
     let c = client();
     for _ in 0..3 {
         let response = c.get(format!("{}/x", base(&gw))).send().await.expect("ok");

@@ -235,6 +235,23 @@ pub async fn gateway(yaml: &str) -> Gatehouse {
     Gatehouse::start(config).await.expect("gateway starts")
 }
 
+/// The gateway with one service at `url` (`http://host:port`) behind a catch-all route.
+pub async fn proxy_all(url: &str) -> Gatehouse {
+    gateway(&format!(
+        "listen: 127.0.0.1:0\nservices:\n  svc: {{ url: \"{url}\" }}\nroutes:\n  - {{ path: /**, service: svc }}\n"
+    ))
+    .await
+}
+
+/// `GET` of `path` on the gateway's first listener.
+pub async fn get(gateway: &Gatehouse, path: &str) -> reqwest::Response {
+    client()
+        .get(format!("{}{path}", base(gateway)))
+        .send()
+        .await
+        .expect("response")
+}
+
 /// The base URL of the gateway's first listener.
 pub fn base(gateway: &Gatehouse) -> String {
     format!("http://{}", gateway.listeners[0])
