@@ -4,11 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use (none beyond the Rust toolchain yet; later: redis-server).
+# System packages the tests use: the CLI tests signal the gateway with /bin/kill (procps).
 need_apt=()
-for tool in curl; do
-  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
-done
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || need_apt+=(procps)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
