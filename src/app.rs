@@ -108,8 +108,9 @@ impl Gatehouse {
                         addr: text.clone(),
                         error: std::io::Error::other(message),
                     })?;
-                let listener =
-                    server::bind(socket).map_err(|error| StartError::Bind { addr: text, error })?;
+                let listener = server::bind(socket)
+                    .and_then(tokio::net::TcpListener::from_std)
+                    .map_err(|error| StartError::Bind { addr: text, error })?;
                 let token = admin
                     .value
                     .token

@@ -1,11 +1,9 @@
 //! Binding listeners and the accept loop.
 
-use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -13,24 +11,8 @@ use tokio_util::task::TaskTracker;
 use super::connection::serve_connection;
 use crate::pipeline::Gateway;
 
-/// How many connections may wait in the kernel's accept queue.
-const BACKLOG: u32 = 4096;
-
-/// Binds a listening socket on `addr` (port 0 picks a free port).
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
-}
-
 /// Accepts connections on `listener` until `shutdown`, serving each in a task of `tracker`.
-/// `connections` bounds how many are open at once across every listener: past it, new
-/// connections wait in the backlog.
+/// `connections` bounds how many are open at once across every listener and worker.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,

@@ -11,7 +11,7 @@ mod workers;
 
 pub use activity::{ConnActivity, Verdict};
 pub use connection::ConnContext;
-pub use listener::{bind, serve};
+pub use listener::serve;
 pub use workers::{
-    WorkerShared, bind_shared, current_worker, start as start_workers, worker_count,
+    WorkerShared, bind, bind_shared, current_worker, start as start_workers, worker_count,
 };

@@ -40,19 +40,24 @@ pub fn worker_count() -> usize {
 /// Binds `count` sockets sharing `addr` with `SO_REUSEPORT` (port 0: the first picks a free
 /// port and the others join it).
 pub fn bind_shared(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
-    let first = bind_one(addr)?;
+    let first = bind_socket(addr, true)?;
     let actual = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..count {
-        sockets.push(bind_one(actual)?);
+        sockets.push(bind_socket(actual, true)?);
     }
     Ok(sockets)
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+/// Binds one listening socket on `addr` that no other socket may share (the admin API's).
+pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    bind_socket(addr, false)
+}
+
+fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(reuse_port)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;

@@ -38,39 +38,36 @@ impl fmt::Display for TargetError {
 impl std::error::Error for TargetError {}
 
 impl Target {
-    /// Parses a target URL (`http://host:port`, no path) with its weight.
+    /// Parses a target URL (`http://host:port`, no path) with its weight. The URL rules are
+    /// the config's ([`crate::config::parse_target_url`]); this only adds that https targets
+    /// are not supported yet.
     pub fn parse(url: &str, weight: u32) -> Result<Self, TargetError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| TargetError(format!("invalid target URL `{url}`: {e}")))?;
-        let scheme = uri
-            .scheme()
-            .cloned()
-            .ok_or_else(|| TargetError(format!("target URL `{url}` needs a scheme")))?;
-        if scheme != Scheme::HTTP {
+        let parsed = crate::config::parse_target_url(url).map_err(TargetError)?;
+        if parsed.https {
             return Err(TargetError(format!(
                 "target URL `{url}`: only http:// targets are supported yet"
             )));
         }
-        let given = uri
-            .authority()
-            .ok_or_else(|| TargetError(format!("target URL `{url}` needs a host")))?;
-        if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-            return Err(TargetError(format!(
-                "target URL `{url}` must not have a path or query"
-            )));
-        }
-        let authority: Authority = match given.port_u16() {
-            Some(_) => given.clone(),
-            None => format!("{}:80", given.host())
-                .parse()
-                .map_err(|e| TargetError(format!("invalid target URL `{url}`: {e}")))?,
+        let host = if parsed.host.contains(':') {
+            format!("[{}]", parsed.host)
+        } else {
+            parsed.host
         };
-        let host_header = HeaderValue::from_str(given.as_str())
-            .map_err(|e| TargetError(format!("invalid target URL `{url}`: {e}")))?;
+        let invalid =
+            |e: &dyn std::fmt::Display| TargetError(format!("invalid target URL `{url}`: {e}"));
+        let authority: Authority = format!("{host}:{}", parsed.port)
+            .parse()
+            .map_err(|e| invalid(&e))?;
+        // The default port is left out of `Host`, as clients do.
+        let host_header = if parsed.port == 80 {
+            HeaderValue::from_str(&host)
+        } else {
+            HeaderValue::from_str(authority.as_str())
+        }
+        .map_err(|e| invalid(&e))?;
         Ok(Self {
             url: url.to_owned(),
-            scheme,
+            scheme: Scheme::HTTP,
             authority,
             host_header,
             weight: weight.max(1),
