@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn escaped_references_stay_literal() {
         let config = parse("consumers:\n  a:\n    keys: [\"$${NOT_ENV}\"]\n").expect("valid");
-        assert_eq!(config.consumers["a"].keys[0].expose(), "${NOT_ENV}");
+        assert_eq!(config.consumers["a"].keys[0].value.expose(), "${NOT_ENV}");
     }
 
     #[test]

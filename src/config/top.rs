@@ -53,6 +53,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// A file path from the config (certificates, keys): relative paths are relative to the
+    /// directory of the config file.
+    pub fn resolve_path(&self, path: &str) -> std::path::PathBuf {
+        let path = std::path::Path::new(path);
+        match std::path::Path::new(&self.file).parent() {
+            Some(dir) if path.is_relative() && !dir.as_os_str().is_empty() => dir.join(path),
+            _ => path.to_owned(),
+        }
+    }
+
     /// The plain-TCP listen addresses as written, each located; the default when absent.
     pub fn listen_addresses(&self) -> Vec<Spanned<String>> {
         match &self.listen {

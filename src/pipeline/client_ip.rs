@@ -63,7 +63,7 @@ impl TrustedProxies {
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4, so that `10.0.0.0/8` matches `::ffff:10.1.2.3`.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,

@@ -72,6 +72,9 @@ pub struct ForwardedFor<'a> {
     pub upstream_host: &'a HeaderValue,
     /// The request id.
     pub request_id: &'a HeaderValue,
+    /// Header names routes set from token claims; client copies are removed like the
+    /// identity headers.
+    pub claim_headers: &'a [HeaderName],
 }
 
 /// Rewrites request headers for the upstream.
@@ -84,6 +87,9 @@ pub fn prepare_request_headers(headers: &mut HeaderMap, fwd: &ForwardedFor<'_>) 
         for name in &IDENTITY {
             headers.remove(name);
         }
+    }
+    for name in fwd.claim_headers {
+        headers.remove(name);
     }
 
     // X-Forwarded-For: a trusted proxy's chain is extended; anything else a client sent is
@@ -167,6 +173,7 @@ mod tests {
             host: Some(&host),
             upstream_host: &upstream,
             request_id: &id,
+            claim_headers: &[],
         };
         prepare_request_headers(&mut headers, &fwd);
         assert_eq!(headers["x-forwarded-for"], "192.0.2.7");

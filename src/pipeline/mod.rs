@@ -4,9 +4,13 @@
 //! `request_id` → *routing* → *upstream* → `security_headers`. Later steps (`ip_filter`,
 //! `cors`, `auth`, …) slot into [`Gateway::process`] in SPEC order as fields of the plan.
 
+pub mod auth;
+pub mod authorize;
 pub mod client_ip;
+pub mod cors;
 pub mod exchange;
 pub mod forward;
+pub mod ip_filter;
 pub mod request_id;
 pub mod security_headers;
 mod template_vars;
@@ -15,7 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -46,6 +50,12 @@ struct RequestContext<'rt> {
     client_ip: IpAddr,
     peer_trusted: bool,
     route: Option<&'rt RoutePlan>,
+    /// The client's `Origin`, kept for the `cors` response headers.
+    origin: Option<HeaderValue>,
+    /// Whether the request was a CORS preflight the gateway answered.
+    preflight: bool,
+    /// Who the request is from, once `auth` accepted a credential.
+    identity: Option<auth::Identity>,
     entry: Option<AccessEntry>,
     bytes_in: Option<Arc<AtomicU64>>,
 }
@@ -96,6 +106,9 @@ impl Gateway {
             request_id,
             client_ip,
             route: None,
+            origin: None,
+            preflight: false,
+            identity: None,
             entry,
             bytes_in: None,
         };
@@ -115,6 +128,11 @@ impl Gateway {
         };
 
         // Response steps, in SPEC order.
+        if let Some(cors) = ctx.route.and_then(|r| r.cors.as_ref())
+            && !ctx.preflight
+        {
+            cors.apply(ctx.origin.as_ref(), response.headers_mut());
+        }
         let security_headers = match ctx.route {
             Some(route) => route.security_headers.as_ref(),
             None => runtime.unrouted_security_headers.as_ref(),
@@ -130,6 +148,11 @@ impl Gateway {
             (Some(log), Some(mut entry)) => {
                 entry.status = response.status().as_u16();
                 entry.route = ctx.route.map(|r| r.name.to_string());
+                entry.consumer = ctx
+                    .identity
+                    .as_ref()
+                    .and_then(|i| i.consumer.as_deref())
+                    .map(str::to_owned);
                 Some(Box::new(PendingLog {
                     log: log.clone(),
                     entry,
@@ -171,6 +194,24 @@ impl Gateway {
             query: request.uri().query(),
             headers: request.headers(),
         };
+        // A CORS preflight is answered for the route of the method it asks about, before
+        // `auth`; the service never sees it.
+        if let Some(requested) = cors::preflight_method(request.method(), request.headers()) {
+            let asked = RequestView {
+                method: &requested,
+                ..view
+            };
+            if let RouteMatch::Found { route, .. } = runtime.router.find(&asked)
+                && let Some(cors) = &route.cors
+            {
+                ctx.route = Some(route);
+                ctx.preflight = true;
+                if let Some(filter) = &route.ip_filter {
+                    filter.check(ctx.client_ip)?;
+                }
+                return Ok(cors.preflight(request.headers()));
+            }
+        }
         let (route, captures) = match runtime.router.find(&view) {
             RouteMatch::Found { route, captures } => (route, captures),
             RouteMatch::MethodNotAllowed { allow } => {
@@ -179,10 +220,29 @@ impl Gateway {
             RouteMatch::NotFound => return Err(GatewayError::not_found()),
         };
         ctx.route = Some(route);
+        if route.cors.is_some() {
+            ctx.origin = request.headers().get(ORIGIN).cloned();
+        }
 
         if declared_length(&request)? > Some(route.max_body) {
             // Refuse before reading any of the body, and close: the rest is never read.
             return Err(GatewayError::payload_too_large().closing());
+        }
+
+        // Request steps, in SPEC order (`cors` only answers preflights, above).
+        if let Some(filter) = &route.ip_filter {
+            filter.check(ctx.client_ip)?;
+        }
+        if let Some(auth) = &route.auth {
+            ctx.identity = auth
+                .authenticate(auth::credential::Head::of(&request), conn)
+                .await?;
+            if let Some(authorize) = &route.authorize {
+                match &ctx.identity {
+                    Some(identity) => authorize.check(request.method(), identity)?,
+                    None => return Err(auth.missing()),
+                }
+            }
         }
 
         match &route.action {
@@ -195,10 +255,10 @@ impl Gateway {
                     client_ip: ctx.client_ip,
                     headers: request.headers(),
                     query: request.uri().query(),
+                    identity: ctx.identity.as_ref(),
                 };
                 let upstream_path = upstream_path(plan, &path, &vars);
-                let query = request.uri().query().map(str::to_owned);
-                self.forward(plan, route, request, upstream_path, query, conn, ctx)
+                self.forward(runtime, plan, route, request, upstream_path, conn, ctx)
                     .await
             }
         }
@@ -208,11 +268,11 @@ impl Gateway {
     #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
+        runtime: &Runtime,
         plan: &ForwardPlan,
         route: &RoutePlan,
         request: Request<Incoming>,
         path: String,
-        query: Option<String>,
         conn: &ConnContext,
         ctx: &mut RequestContext<'_>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
@@ -224,15 +284,21 @@ impl Gateway {
             entry.target = Some(target.url.clone());
         }
 
+        let (mut parts, body) = request.into_parts();
+        if ctx.identity.is_some()
+            && let Some(auth) = route.auth.as_ref().filter(|a| a.hides_credentials())
+        {
+            auth.hide(&mut parts);
+        }
         let mut path_and_query = path;
-        if let Some(query) = query.filter(|q| !q.is_empty()) {
+        if let Some(query) = parts.uri.query().filter(|q| !q.is_empty()) {
             // A `rewrite` template may carry its own query; the client's is appended to it.
             path_and_query.push(if path_and_query.contains('?') {
                 '&'
             } else {
                 '?'
             });
-            path_and_query.push_str(&query);
+            path_and_query.push_str(query);
         }
         // HTTP/1.1 upstreams get the origin form (`/path?query`), HTTP/2 the absolute form.
         let uri = match service.protocol {
@@ -246,7 +312,6 @@ impl Gateway {
         .map_err(|err| {
             GatewayError::bad_request("the forwarded path is not a valid URI").with_cause(err)
         })?;
-        let (mut parts, body) = request.into_parts();
         let client_host = parts.headers.get(HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -265,8 +330,12 @@ impl Gateway {
             host: client_host.as_ref(),
             upstream_host: &upstream_host,
             request_id: &ctx.request_id,
+            claim_headers: &runtime.claim_headers,
         };
         forward::prepare_request_headers(&mut parts.headers, &fwd);
+        if let Some(identity) = &ctx.identity {
+            identity.apply(&mut parts.headers);
+        }
         parts.uri = uri;
         parts.version = match service.protocol {
             UpstreamProtocol::Http1 => Version::HTTP_11,

@@ -16,6 +16,7 @@ pub(super) struct RequestVars<'a> {
     pub(super) client_ip: IpAddr,
     pub(super) headers: &'a HeaderMap,
     pub(super) query: Option<&'a str>,
+    pub(super) identity: Option<&'a super::auth::Identity>,
 }
 
 impl TemplateVars for RequestVars<'_> {
@@ -28,15 +29,15 @@ impl TemplateVars for RequestVars<'_> {
     }
 
     fn consumer(&self) -> Option<Cow<'_, str>> {
-        None
+        self.identity?.consumer.as_deref().map(Cow::Borrowed)
     }
 
     fn client_ip(&self) -> Option<Cow<'_, str>> {
         Some(Cow::Owned(self.client_ip.to_string()))
     }
 
-    fn claim(&self, _name: &str) -> Option<Cow<'_, str>> {
-        None
+    fn claim(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.identity?.claim_text(name)
     }
 
     fn header(&self, name: &str) -> Option<Cow<'_, str>> {

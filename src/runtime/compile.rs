@@ -15,7 +15,11 @@ use crate::config::{
     self, AccessLog as AccessLogSetting, Config, ConfigError, ConfigErrors, HeaderSetting,
     Location, PluginSetting, Protocol, RespondBody, Route, Service, Spanned, effective_plugin,
 };
+use crate::pipeline::auth::{AuthContext, AuthStep, Consumers};
+use crate::pipeline::authorize::Authorize;
 use crate::pipeline::client_ip::TrustedProxies;
+use crate::pipeline::cors::Cors;
+use crate::pipeline::ip_filter::IpFilter;
 use crate::pipeline::security_headers::SecurityHeaders;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
@@ -46,12 +50,24 @@ pub fn compile(config: &Config, state: &State) -> CompileOutcome {
     };
     let limits = limits(&config.limits);
     let services = compile_services(config, state, &mut errors);
+    let mut located = Vec::new();
+    let consumers = Arc::new(Consumers::compile(&config.consumers, &mut located));
+    for (location, message) in located {
+        errors.at(location, message);
+    }
+    let auth_cx = AuthContext {
+        consumers: &consumers,
+        state,
+        config,
+    };
 
     let mut routes = Vec::with_capacity(config.routes.len());
     let mut locations = Vec::with_capacity(config.routes.len());
     for route in &config.routes {
         locations.push(route_location(route));
-        if let Some(compiled) = compile_route(config, route, &services, &limits, &mut errors) {
+        if let Some(compiled) =
+            compile_route(config, route, &services, &limits, &auth_cx, &mut errors)
+        {
             routes.push(compiled);
         }
     }
@@ -59,6 +75,14 @@ pub fn compile(config: &Config, state: &State) -> CompileOutcome {
         return Err(sorted(errors.list));
     }
     let route_count = routes.len();
+    let mut claim_headers: Vec<HeaderName> = Vec::new();
+    for (_, plan) in &routes {
+        for name in plan.auth.iter().flat_map(AuthStep::claim_headers) {
+            if !claim_headers.contains(&name) {
+                claim_headers.push(name);
+            }
+        }
+    }
     let router = match Router::build(routes) {
         Ok(router) => router,
         Err(build_errors) => {
@@ -121,6 +145,7 @@ pub fn compile(config: &Config, state: &State) -> CompileOutcome {
         router,
         limits,
         trusted_proxies: TrustedProxies::new(trusted),
+        claim_headers,
         access_log,
         route_count,
         service_count: services.len(),
@@ -216,6 +241,7 @@ fn compile_route(
     route: &Spanned<Route>,
     services: &HashMap<String, Arc<ServiceRuntime>>,
     limits: &Limits,
+    auth_cx: &AuthContext<'_>,
     errors: &mut Errors<'_>,
 ) -> Option<(RouteSpec, RoutePlan)> {
     let r = &route.value;
@@ -283,6 +309,8 @@ fn compile_route(
             PluginSetting::Off => None,
         });
 
+    let steps = compile_steps(levels, auth_cx, errors);
+
     let action = if let Some(respond) = &r.respond {
         RouteAction::Respond(compile_respond(&respond.value, respond.referenced, errors))
     } else if let Some(service_name) = &r.service {
@@ -327,9 +355,71 @@ fn compile_route(
         name,
         max_body: r.max_body.map_or(limits.max_body, |b| b.0),
         action,
+        ip_filter: steps.ip_filter,
+        cors: steps.cors,
+        auth: steps.auth,
+        authorize: steps.authorize,
         security_headers,
     };
     Some((spec, plan))
+}
+
+/// The settings of a plugin entry that is on, with its location.
+fn on<T>(entry: Option<&Spanned<PluginSetting<T>>>) -> Option<(&T, Location)> {
+    entry.and_then(|e| e.value.settings().map(|s| (s, e.referenced)))
+}
+
+/// The request steps of one route that `compile_steps` builds.
+struct Steps {
+    ip_filter: Option<IpFilter>,
+    cors: Option<Cors>,
+    auth: Option<AuthStep>,
+    authorize: Option<Authorize>,
+}
+
+/// Compiles the plugins of a route that apply before the upstream, from the levels
+/// (route, service, global) merged by [`effective_plugin`].
+fn compile_steps(
+    levels: [Option<&config::Plugins>; 3],
+    auth_cx: &AuthContext<'_>,
+    errors: &mut Errors<'_>,
+) -> Steps {
+    let ip_filter = on(effective_plugin(levels, |p| &p.ip_filter)).map(|(filter, _)| {
+        let mut nets = |list: &[Spanned<String>]| {
+            let mut parsed = Vec::with_capacity(list.len());
+            for cidr in list {
+                match config::parse_cidr(&cidr.value) {
+                    Ok(net) => parsed.push(net),
+                    Err(message) => errors.at(cidr.referenced, message),
+                }
+            }
+            parsed
+        };
+        let allow = nets(&filter.allow);
+        let deny = nets(&filter.deny);
+        IpFilter::new(allow, deny)
+    });
+    let cors = on(effective_plugin(levels, |p| &p.cors)).and_then(|(settings, at)| {
+        Cors::compile(settings)
+            .map_err(|message| errors.at(at, format!("invalid `cors`: {message}")))
+            .ok()
+    });
+    let auth = on(effective_plugin(levels, |p| &p.auth)).map(|(settings, at)| {
+        let mut located = Vec::new();
+        let step = AuthStep::compile(settings, at, auth_cx, &mut located);
+        for (location, message) in located {
+            errors.at(location, message);
+        }
+        step
+    });
+    let authorize = on(effective_plugin(levels, |p| &p.authorize))
+        .map(|(settings, _)| Authorize::compile(settings));
+    Steps {
+        ip_filter,
+        cors,
+        auth,
+        authorize,
+    }
 }
 
 fn compile_respond(respond: &config::Respond, at: Location, errors: &mut Errors<'_>) -> Respond {

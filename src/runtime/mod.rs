@@ -47,6 +47,9 @@ pub struct Runtime {
     pub trusted_proxies: TrustedProxies,
     /// Response steps for requests no route matched (404, 405, 400): the global plugins'.
     pub unrouted_security_headers: Option<crate::pipeline::security_headers::SecurityHeaders>,
+    /// Header names set from token claims by some route (`claims_to_headers`): like the
+    /// identity headers, client copies are removed on every route.
+    pub claim_headers: Vec<http::HeaderName>,
     /// The access log, unless `access_log: off`.
     pub access_log: Option<AccessLog>,
     /// Number of routes, for `check` and logs.

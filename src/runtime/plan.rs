@@ -6,6 +6,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
+use crate::pipeline::auth::AuthStep;
+use crate::pipeline::authorize::Authorize;
+use crate::pipeline::cors::Cors;
+use crate::pipeline::ip_filter::IpFilter;
 use crate::pipeline::security_headers::SecurityHeaders;
 use crate::template::Template;
 use crate::upstream::ServiceRuntime;
@@ -18,6 +22,14 @@ pub struct RoutePlan {
     pub max_body: u64,
     /// What answers the request.
     pub action: RouteAction,
+    /// Client address allow and deny lists.
+    pub ip_filter: Option<IpFilter>,
+    /// Cross-origin resource sharing: preflights and response headers.
+    pub cors: Option<Cors>,
+    /// Authentication.
+    pub auth: Option<AuthStep>,
+    /// Authorization of the authenticated identity (validation ensures `auth` is present).
+    pub authorize: Option<Authorize>,
     /// Response headers step, when enabled for the route.
     pub security_headers: Option<SecurityHeaders>,
 }

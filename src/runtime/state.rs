@@ -6,7 +6,10 @@ use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 
+use std::sync::Arc;
+
 use crate::observability::access_log::AccessLog;
+use crate::pipeline::auth::revocation::Revocations;
 use crate::upstream::ClientPools;
 
 /// The registry of long-lived state, shared by every runtime compiled in this process.
@@ -14,6 +17,8 @@ use crate::upstream::ClientPools;
 pub struct State {
     /// Upstream connection pools.
     pub pools: ClientPools,
+    /// Revoked JWT ids (`jwt.revocable`), filled by the admin API.
+    pub revocations: Arc<Revocations>,
     access_logs: Mutex<HashMap<String, AccessLog>>,
     dry_run: bool,
 }

@@ -24,6 +24,8 @@ pub struct ConnContext {
     pub local: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The subject CN of the client certificate verified during the TLS handshake (mTLS).
+    pub client_cn: Option<std::sync::Arc<str>>,
     /// The connection's activity, for idle tracking.
     pub activity: Arc<ConnActivity>,
 }
@@ -45,6 +47,7 @@ pub(super) async fn serve_connection(
         peer,
         local,
         tls: false,
+        client_cn: None,
         activity: activity.clone(),
     });
     let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
