@@ -71,6 +71,11 @@ routes:
       authorize: {{ groups: [premium, admins] }}
   - path: /public/**
     service: echo
+  - path: /mine/{{rest:**}}
+    service: echo
+    rewrite: /by/{{consumer}}/{{rest}}
+    plugins:
+      auth: {{ api_key: {{}} }}
 "#,
         hashed = gatehouse::commands::hash_key::hash_key("web-key"),
     ))
@@ -366,4 +371,20 @@ async fn authorize_groups_gives_403_to_the_authenticated_and_401_to_the_anonymou
     let response = client().get(&url).send().await.expect("send");
     error_body(response, 401, "unauthorized").await;
     assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
+async fn the_consumer_is_a_template_variable() {
+    let up = upstream("echo").await;
+    let gw = keyed_gateway(&up.url()).await;
+    let e = echo(
+        client()
+            .get(format!("{}/mine/orders/7", base(&gw)))
+            .header("x-api-key", "plain-partner-key")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(e["path"], "/by/partner/orders/7");
 }

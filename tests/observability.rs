@@ -63,8 +63,13 @@ listen: 127.0.0.1:0
 observability: {{ access_log: "{}" }}
 services:
   echo: {{ url: "{}" }}
+consumers:
+  web-app: {{ keys: [log-key] }}
 routes:
-  - {{ name: echo-route, path: /echo/**, service: echo }}
+  - name: echo-route
+    path: /echo/**
+    service: echo
+    plugins: {{ auth: {{ api_key: {{}}, optional: true }} }}
 "#,
         log.display(),
         echo.url()
@@ -73,6 +78,7 @@ routes:
     let response = client()
         .post(format!("{}/echo/a?b=1", base(&gw)))
         .header("x-request-id", "log-test-1")
+        .header("x-api-key", "log-key")
         .body("hello")
         .send()
         .await
@@ -118,6 +124,7 @@ routes:
         "bytes_out",
         "duration_ms",
         "upstream_ms",
+        "consumer",
     ] {
         assert!(!first[field].is_null(), "field {field} in {first}");
     }
@@ -130,6 +137,11 @@ routes:
     assert_eq!(first["bytes_in"], 5);
     assert_eq!(first["bytes_out"], body_len);
     assert_eq!(first["client_ip"], "127.0.0.1");
+    assert_eq!(first["consumer"], "web-app");
+    assert!(
+        !first.to_string().contains("log-key"),
+        "credentials never logged"
+    );
     let second = lines
         .iter()
         .find(|l| l["request_id"] == "log-test-2")
