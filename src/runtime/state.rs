@@ -9,8 +9,12 @@ use std::sync::Mutex;
 use std::sync::Arc;
 
 use crate::observability::access_log::AccessLog;
+use crate::pipeline::auth::jwks::JwksRegistry;
 use crate::pipeline::auth::revocation::Revocations;
 use crate::upstream::ClientPools;
+
+/// How long a request to an identity provider may take.
+const IDP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The registry of long-lived state, shared by every runtime compiled in this process.
 #[derive(Default)]
@@ -19,6 +23,10 @@ pub struct State {
     pub pools: ClientPools,
     /// Revoked JWT ids (`jwt.revocable`), filled by the admin API.
     pub revocations: Arc<Revocations>,
+    /// JWKS key sets by URL (`jwt.jwks_url`), kept warm across reloads.
+    pub jwks: JwksRegistry,
+    /// The HTTP client for identity providers (JWKS, introspection), built on first use.
+    idp_client: Mutex<Option<reqwest::Client>>,
     access_logs: Mutex<HashMap<String, AccessLog>>,
     dry_run: bool,
 }
@@ -36,6 +44,24 @@ impl State {
     /// Whether this state only validates.
     pub fn is_dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// The HTTP client for identity providers (JWKS fetches, token introspection): one per
+    /// process, with a 5 s timeout per request.
+    pub fn idp_client(&self) -> Result<reqwest::Client, String> {
+        let mut client = self.idp_client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = client.as_ref() {
+            return Ok(client.clone());
+        }
+        let built = reqwest::Client::builder()
+            .timeout(IDP_TIMEOUT)
+            .connect_timeout(IDP_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        *client = Some(built.clone());
+        Ok(built)
     }
 
     /// The access log writing to stdout (one writer per process).

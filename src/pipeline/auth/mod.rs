@@ -7,14 +7,17 @@
 
 mod api_key;
 mod basic;
+mod claims;
 mod consumers;
 pub mod credential;
 
 mod identity;
 mod introspection;
+pub mod jwks;
 mod jwt;
 mod mtls;
 pub mod revocation;
+mod token_cache;
 
 use std::sync::Arc;
 
