@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: Gatehouse against nginx in front of the same upstream.
 #
-#   bench/run.sh [proxy|routes|memory|all]        (default: proxy)
+#   bench/run.sh [proxy|routes|memory|jwt|all]    (default: proxy)
 #
 # Environment overrides:
 #   ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 WARMUP=3s
@@ -24,13 +24,13 @@ BENCH_PATH=/api/v1/users/42
 EXPECTED_BODY='{"id":42,"name":"Ada Lovelace","email":"ada@example.com","role":"admin","team":"core","active":true}'
 
 case "$MODE" in
-  proxy | routes | memory | all) ;;
+  proxy | routes | memory | jwt | all) ;;
   -h | --help | help)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|routes|memory|all]" >&2
+    echo "usage: $0 [proxy|routes|memory|jwt|all]" >&2
     exit 2
     ;;
 esac
@@ -144,16 +144,17 @@ wait_port() {
   die "$name did not accept connections on port $port within 10 s"
 }
 
-# check_route NAME PORT: the bench route must answer 200 with the upstream's body, otherwise
-# the benchmark would measure error pages.
+# check_route NAME PORT [PATH [HEADER]]: the bench route must answer 200 with the upstream's
+# body, otherwise the benchmark would measure error pages.
 check_route() {
-  local name=$1 port=$2 out code body
-  out=$(curl -s --max-time 5 -w '\n%{http_code}' "http://127.0.0.1:$port$BENCH_PATH") ||
-    die "$name: request to $BENCH_PATH failed"
+  local name=$1 port=$2 path=${3:-$BENCH_PATH} header=${4:-} out code body args=()
+  [[ -n $header ]] && args=(-H "$header")
+  out=$(curl -s --max-time 5 "${args[@]}" -w '\n%{http_code}' "http://127.0.0.1:$port$path") ||
+    die "$name: request to $path failed"
   code=${out##*$'\n'}
   body=${out%$'\n'*}
   if [[ $code != 200 || $body != "$EXPECTED_BODY" ]]; then
-    die "$name: GET $BENCH_PATH answered $code with body: $body"
+    die "$name: GET $path answered $code with body: $body"
   fi
 }
 
@@ -165,6 +166,9 @@ install_tools() {
   command -v wrk >/dev/null || missing+=(wrk)
   command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
   command -v curl >/dev/null || missing+=(curl)
+  if [[ $MODE == jwt || $MODE == all ]]; then
+    command -v openssl >/dev/null || missing+=(openssl)
+  fi
   if ((${#missing[@]})); then
     log "installing ${missing[*]} with apt-get"
     local sudo=()
@@ -302,14 +306,16 @@ start_gatehouse() {
 # wrk and its output.
 # ---------------------------------------------------------------------------------------------
 
-# run_wrk NAME PORT DURATION: runs wrk and sets WRK_RESULT to "req/s p99_ms errors".
+# run_wrk NAME PORT DURATION [PATH [HEADER]]: runs wrk and sets WRK_RESULT to
+# "req/s p99_ms errors".
 # wrk runs in the background and the shell waits for it with `wait`, which a Ctrl-C
 # interrupts at once (wrk itself catches SIGINT and exits normally, so a foreground wrk would
 # let the script carry on with the next round).
 run_wrk() {
-  local name=$1 port=$2 duration=$3 out=$TMP/wrk.out status=0
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency \
-    "http://127.0.0.1:$port$BENCH_PATH" >"$out" 2>&1 &
+  local name=$1 port=$2 duration=$3 path=${4:-$BENCH_PATH} header=${5:-}
+  local out=$TMP/wrk.out status=0 args=(-t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency)
+  [[ -n $header ]] && args+=(-H "$header")
+  wrk "${args[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1 &
   WRK_PID=$!
   PIDS+=("$WRK_PID")
   wait "$WRK_PID" || status=$?
@@ -356,22 +362,25 @@ row() {
 
 # compare NAME_A PORT_A NAME_B PORT_B: warm-up, then ROUNDS alternating rounds A, B, A, B...
 # Prints the per-round table and the medians; sets MED_RPS_A/B and MED_P99_A/B.
+# COMPARE_PATH_A/B and COMPARE_HEADER_A/B, when set, give each side its path and a header.
 compare() {
   local name_a=$1 port_a=$2 name_b=$3 port_b=$4 round r
+  local a=("${COMPARE_PATH_A:-$BENCH_PATH}" "${COMPARE_HEADER_A:-}")
+  local b=("${COMPARE_PATH_B:-$BENCH_PATH}" "${COMPARE_HEADER_B:-}")
   log "warm-up: $WARMUP each"
-  run_wrk "$name_a" "$port_a" "$WARMUP"
-  run_wrk "$name_b" "$port_b" "$WARMUP"
+  run_wrk "$name_a" "$port_a" "$WARMUP" "${a[@]}"
+  run_wrk "$name_b" "$port_b" "$WARMUP" "${b[@]}"
 
   : >"$TMP/a.txt"
   : >"$TMP/b.txt"
   say ""
   say "$(printf '%-6s %-22s %12s %10s %8s' round target req/s p99_ms errors)"
   for round in $(seq "$ROUNDS"); do
-    run_wrk "$name_a" "$port_a" "$DURATION"
+    run_wrk "$name_a" "$port_a" "$DURATION" "${a[@]}"
     r=$WRK_RESULT
     echo "$r" >>"$TMP/a.txt"
     say "$(row "$round" "$name_a" "$r")"
-    run_wrk "$name_b" "$port_b" "$DURATION"
+    run_wrk "$name_b" "$port_b" "$DURATION" "${b[@]}"
     r=$WRK_RESULT
     echo "$r" >>"$TMP/b.txt"
     say "$(row "$round" "$name_b" "$r")"
@@ -533,15 +542,81 @@ mode_memory() {
   stop "$NGINX_PID"
 }
 
+# b64url: base64url without padding of stdin.
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+# make_jwt_tokens: an HS256 token (secret HS_SECRET) and an RS256 token signed with a fresh
+# 2048-bit key whose public half is $TMP/rs256.pub; sets HS_TOKEN and RS_TOKEN. Nothing is
+# kept: the key lives in the temp dir of this run.
+make_jwt_tokens() {
+  HS_SECRET=bench-secret-$RANDOM$RANDOM
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$TMP/rs256.key" 2>/dev/null ||
+    die "openssl could not generate an RSA key"
+  openssl pkey -in "$TMP/rs256.key" -pubout -out "$TMP/rs256.pub"
+  local now payload hs rs
+  now=$(date +%s)
+  payload=$(printf '{"sub":"bench","scope":"users:read","iat":%d,"exp":%d}' "$now" $((now + 86400)) | b64url)
+  hs="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url).$payload"
+  rs="$(printf '{"alg":"RS256","typ":"JWT"}' | b64url).$payload"
+  HS_TOKEN="$hs.$(printf '%s' "$hs" | openssl dgst -sha256 -hmac "$HS_SECRET" -binary | b64url)"
+  RS_TOKEN="$rs.$(printf '%s' "$rs" | openssl dgst -sha256 -sign "$TMP/rs256.key" -binary | b64url)"
+}
+
+# jwt: the plain route vs the same route behind `auth.jwt` (HS256, then RS256), one gatehouse.
+mode_jwt() {
+  say ""
+  say "## jwt: gatehouse plain vs auth.jwt HS256 and RS256 (the same token on every request)"
+  local gh_port config=$TMP/gatehouse-jwt.yaml tput p99 alg token
+  free_port gh_port
+  make_jwt_tokens
+  cat >"$config" <<EOF
+listen: 127.0.0.1:$gh_port
+observability: { access_log: off }
+services:
+  users: { url: http://127.0.0.1:$UPSTREAM_PORT }
+routes:
+  - path: /api/v1/users/**
+    service: users
+    strip_prefix: /api/v1
+  - path: /hs/api/v1/users/**
+    service: users
+    strip_prefix: /hs/api/v1
+    plugins:
+      auth: { jwt: { algorithms: [HS256], secret: "$HS_SECRET" } }
+  - path: /rs/api/v1/users/**
+    service: users
+    strip_prefix: /rs/api/v1
+    plugins:
+      auth: { jwt: { algorithms: [RS256], public_key: "$TMP/rs256.pub" } }
+EOF
+  start_gatehouse "$config" "$gh_port"
+  check_route "gatehouse jwt HS256" "$gh_port" "/hs$BENCH_PATH" "Authorization: Bearer $HS_TOKEN"
+  check_route "gatehouse jwt RS256" "$gh_port" "/rs$BENCH_PATH" "Authorization: Bearer $RS_TOKEN"
+
+  for alg in hs rs; do
+    if [[ $alg == hs ]]; then token=$HS_TOKEN; else token=$RS_TOKEN; fi
+    COMPARE_PATH_B="/$alg$BENCH_PATH" COMPARE_HEADER_B="Authorization: Bearer $token" \
+      compare gatehouse-plain "$gh_port" "gatehouse-jwt-${alg}256" "$gh_port"
+    tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+    p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+    say ""
+    say "jwt-${alg}256/plain throughput: ${tput}x  (target >= 0.9: $(verdict "$tput >= 0.9"))"
+    say "jwt-${alg}256/plain p99:        ${p99}x"
+  done
+  stop "$GATEHOUSE_PID"
+}
+
 start_upstream
 case "$MODE" in
   proxy) mode_proxy ;;
   routes) mode_routes ;;
   memory) mode_memory ;;
+  jwt) mode_jwt ;;
   all)
     mode_proxy
     mode_routes
     mode_memory
+    mode_jwt
     ;;
 esac
 say ""
