@@ -323,6 +323,38 @@ async fn demo_serves_its_sample_services_and_prints_curl_commands() {
         .await
         .expect("json");
     assert_eq!(body[0]["name"], "Ada Lovelace");
+
+    // Every curl line with a credential works as its comment says.
+    let mut checked = 0;
+    for cmd in &curls {
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let url = words
+            .iter()
+            .map(|w| w.trim_matches('\''))
+            .find(|w| w.starts_with("http://"))
+            .expect("a URL");
+        let method = if cmd.contains("-X POST") { "POST" } else { "GET" };
+        let mut request = client().request(method.parse().expect("method"), url);
+        let header = cmd
+            .split('\'')
+            .find(|part| part.starts_with("Authorization: ") || part.starts_with("X-API-Key: "));
+        let Some(header) = header else {
+            continue;
+        };
+        let (name, value) = header.split_once(": ").expect("header");
+        request = request.header(name, value);
+        let status = request.send().await.expect("demo answers").status().as_u16();
+        let expected = if cmd.contains("# 403") {
+            403
+        } else if method == "POST" {
+            201
+        } else {
+            200
+        };
+        assert_eq!(status, expected, "curl {cmd}");
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "token and key curls: {curls:?}");
     signal(&child, "INT");
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await

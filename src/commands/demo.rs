@@ -137,9 +137,47 @@ fn free_port(preferred: u16) -> u16 {
         .map_or(0, |a| a.port())
 }
 
+/// The credentials of one demo run: made up at start, printed in the curl commands.
+#[derive(Debug, Clone)]
+pub struct DemoCredentials {
+    /// The HS256 secret of the JWT-protected routes.
+    pub jwt_secret: String,
+    /// The API key of the `demo-app` consumer.
+    pub api_key: String,
+}
+
+impl DemoCredentials {
+    /// Fresh random credentials.
+    pub fn generate() -> Self {
+        Self {
+            jwt_secret: format!("demo-{}", uuid::Uuid::new_v4().simple()),
+            api_key: format!("demo-key-{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    /// A demo token for `sub` with `scope`, valid for a day.
+    pub fn token(&self, sub: &str, scope: &str) -> Result<String, String> {
+        super::token::sign(&super::token::TokenRequest {
+            secret: self.jwt_secret.clone(),
+            sub: Some(sub.to_owned()),
+            scope: Some(scope.to_owned()),
+            claims: Vec::new(),
+            ttl: std::time::Duration::from_secs(24 * 3600),
+            alg: "HS256".to_owned(),
+        })
+    }
+}
+
 /// The demo's config, with the sample services at `users`, `orders` and `products`.
-pub fn demo_config(listen: u16, admin: u16, services: [SocketAddr; 3]) -> String {
+pub fn demo_config(
+    listen: u16,
+    admin: u16,
+    services: [SocketAddr; 3],
+    credentials: &DemoCredentials,
+) -> String {
     let [users, orders, products] = services;
+    let key_hash = super::hash_key::hash_key(&credentials.api_key);
+    let secret = &credentials.jwt_secret;
     format!(
         r#"# The `gatehouse demo` config.
 listen: 127.0.0.1:{listen}
@@ -147,6 +185,10 @@ admin:
   listen: 127.0.0.1:{admin}
 plugins:
   security_headers: {{}}
+consumers:
+  demo-app:
+    keys: ["{key_hash}"]
+    groups: [partners]
 services:
   users:
     url: http://{users}
@@ -166,8 +208,24 @@ routes:
     rewrite: /users/{{id}}
   - name: orders
     path: /api/orders/**
+    methods: [GET, POST]
     service: orders
     strip_prefix: /api
+    plugins:
+      auth:
+        jwt:
+          algorithms: [HS256]
+          secret: "{secret}"
+      authorize:
+        methods:
+          POST: {{ scopes: [orders:write] }}
+  - name: partner-products
+    path: /partner/products/**
+    methods: [GET]
+    service: products
+    strip_prefix: /partner
+    plugins:
+      auth: {{ api_key: {{}} }}
   - name: products
     path: /api/products/**
     methods: [GET]
@@ -203,11 +261,22 @@ pub async fn run() -> Result<(), StartError> {
         tokio::spawn(serve_sample(listener, service));
     }
     let services = [addrs[0], addrs[1], addrs[2]];
+    let credentials = DemoCredentials::generate();
     let text = demo_config(
         free_port(PREFERRED_PORT),
         free_port(PREFERRED_ADMIN_PORT),
         services,
+        &credentials,
     );
+    // Signing with a fresh HS256 secret cannot fail; the message would show in the curls.
+    let sign = |sub: &str, scope: &str| {
+        credentials
+            .token(sub, scope)
+            .unwrap_or_else(|err| format!("<cannot sign a demo token: {err}>"))
+    };
+    let reader = sign("ada", "orders:read");
+    let writer = sign("grace", "orders:read orders:write");
+    let key = &credentials.api_key;
     let config = config::load_str("demo.yaml", &text).map_err(StartError::Config)?;
     let gateway = Gatehouse::start(config).await?;
     let base = format!("http://{}", gateway.listeners[0]);
@@ -216,7 +285,13 @@ pub async fn run() -> Result<(), StartError> {
     println!("  curl -i {base}/api/users");
     println!("  curl -i {base}/api/users/1");
     println!("  curl -i {base}/api/v1/users/2        # rewritten to /users/2");
-    println!("  curl -i '{base}/api/orders?userId=1'");
+    println!("  curl -i '{base}/api/orders?userId=1'   # 401: needs a token");
+    println!("  curl -i -H 'Authorization: Bearer {reader}' '{base}/api/orders?userId=1'");
+    println!(
+        "  curl -i -X POST -H 'Authorization: Bearer {reader}' {base}/api/orders   # 403: reader token lacks orders:write"
+    );
+    println!("  curl -i -X POST -H 'Authorization: Bearer {writer}' {base}/api/orders");
+    println!("  curl -i -H 'X-API-Key: {key}' {base}/partner/products/9");
     println!("  curl -i {base}/api/products/7");
     println!("  curl -i -X DELETE {base}/api/products/7   # 405 with Allow");
     println!("  curl -i {base}/nowhere                 # 404, JSON error");
@@ -242,7 +317,7 @@ mod tests {
     #[test]
     fn the_demo_config_is_valid() {
         let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
-        let text = demo_config(8080, 9901, [addr, addr, addr]);
+        let text = demo_config(8080, 9901, [addr, addr, addr], &DemoCredentials::generate());
         let config = config::load_str("demo.yaml", &text).expect("valid demo config");
         let state = crate::runtime::State::dry_run();
         crate::runtime::compile(&config, &state).expect("compiles");
