@@ -700,3 +700,94 @@ fn key_files_are_checked_at_load() {
     assert!(url.contains("`jwks_url` must be an http"), "{url}");
     assert!(missing.contains("gatehouse.yaml:1:"), "located: {missing}");
 }
+
+#[tokio::test]
+async fn authorize_by_scopes_claims_groups_and_method() {
+    let up = upstream("echo").await;
+    let secret = "authorize-secret";
+    let jwt = json!({"algorithms": ["HS256"], "secret": secret});
+    let config = json!({
+        "listen": "127.0.0.1:0",
+        "observability": {"access_log": "off"},
+        "services": {"svc": {"url": up.url()}},
+        "consumers": {"web-app": {"groups": ["premium"]}},
+        "routes": [
+            {"path": "/orders", "methods": ["GET", "POST"], "service": "svc", "plugins": {
+                "auth": {"jwt": jwt},
+                "authorize": {
+                    "scopes": ["orders:read"],
+                    "claims": {"role": "admin"},
+                    "methods": {"POST": {"scopes": ["orders:write"]}},
+                },
+            }},
+            {"path": "/premium", "service": "svc", "plugins": {
+                "auth": {"jwt": jwt, "optional": true},
+                "authorize": {"groups": ["premium"], "any_scope": ["a", "orders:read"]},
+            }},
+        ],
+    });
+    let gw = gateway(&config.to_string()).await;
+    let token = |claims: &Value| hs(secret, Algorithm::HS256, claims);
+    let reader = with(claims(), "scope", json!("orders:read"));
+
+    let send = |method: reqwest::Method, path: &str, token: Option<String>| {
+        let mut request = client().request(method, format!("{}{path}", base(&gw)));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    // GET needs orders:read and role=admin; POST also orders:write.
+    let response = send(reqwest::Method::GET, "/orders", Some(token(&reader)))
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let response = send(reqwest::Method::POST, "/orders", Some(token(&reader)))
+        .await
+        .expect("send");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"orders:write\""
+    );
+    error_body(response, 403, "forbidden").await;
+    let response = send(reqwest::Method::POST, "/orders", Some(token(&claims())))
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    // The scope claim as an array, and `scp` when `scope` is absent.
+    let listed = with(without(claims(), "scope"), "scp", json!(["orders:read"]));
+    let response = send(reqwest::Method::GET, "/orders", Some(token(&listed)))
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let user = with(claims(), "role", json!("user"));
+    let response = send(reqwest::Method::GET, "/orders", Some(token(&user)))
+        .await
+        .expect("send");
+    error_body(response, 403, "forbidden").await;
+    let response = send(reqwest::Method::GET, "/orders", None)
+        .await
+        .expect("send");
+    error_body(response, 401, "unauthorized").await;
+
+    // Groups come from the configured consumer named by `sub`; anonymous on an optional
+    // route is still 401 when authorize asks for something.
+    let response = send(reqwest::Method::GET, "/premium", Some(token(&reader)))
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let stranger = with(claims(), "sub", json!("someone-else"));
+    let response = send(reqwest::Method::GET, "/premium", Some(token(&stranger)))
+        .await
+        .expect("send");
+    error_body(response, 403, "forbidden").await;
+    let response = send(reqwest::Method::GET, "/premium", None)
+        .await
+        .expect("send");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"gatehouse\""
+    );
+    error_body(response, 401, "unauthorized").await;
+    assert_eq!(up.hits(), 4);
+}

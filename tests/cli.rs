@@ -333,7 +333,11 @@ async fn demo_serves_its_sample_services_and_prints_curl_commands() {
             .map(|w| w.trim_matches('\''))
             .find(|w| w.starts_with("http://"))
             .expect("a URL");
-        let method = if cmd.contains("-X POST") { "POST" } else { "GET" };
+        let method = if cmd.contains("-X POST") {
+            "POST"
+        } else {
+            "GET"
+        };
         let mut request = client().request(method.parse().expect("method"), url);
         let header = cmd
             .split('\'')
@@ -343,7 +347,12 @@ async fn demo_serves_its_sample_services_and_prints_curl_commands() {
         };
         let (name, value) = header.split_once(": ").expect("header");
         request = request.header(name, value);
-        let status = request.send().await.expect("demo answers").status().as_u16();
+        let status = request
+            .send()
+            .await
+            .expect("demo answers")
+            .status()
+            .as_u16();
         let expected = if cmd.contains("# 403") {
             403
         } else if method == "POST" {
