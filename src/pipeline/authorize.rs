@@ -28,12 +28,16 @@ pub struct Authorize {
 impl Authorize {
     /// Compiles the settings (methods are validated by the config loader).
     pub fn compile(settings: &config::Authorize) -> Self {
-        let requirements = |scopes: &[String], any: &[String], groups: &[String], claims: &indexmap::IndexMap<String, String>| Requirements {
-            scopes: scopes.to_vec(),
-            any_scope: any.to_vec(),
-            groups: groups.to_vec(),
-            claims: claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        };
+        let requirements =
+            |scopes: &[String],
+             any: &[String],
+             groups: &[String],
+             claims: &indexmap::IndexMap<String, String>| Requirements {
+                scopes: scopes.to_vec(),
+                any_scope: any.to_vec(),
+                groups: groups.to_vec(),
+                claims: claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            };
         Self {
             all: requirements(
                 &settings.scopes,
@@ -45,7 +49,8 @@ impl Authorize {
                 .methods
                 .iter()
                 .filter_map(|(method, r)| {
-                    let method = Method::from_bytes(method.0.to_ascii_uppercase().as_bytes()).ok()?;
+                    let method =
+                        Method::from_bytes(method.0.to_ascii_uppercase().as_bytes()).ok()?;
                     Some((
                         method,
                         requirements(&r.scopes, &r.any_scope, &r.groups, &r.claims),
@@ -176,10 +181,18 @@ mod tests {
         let rule = authorize(
             "{groups: [premium, staff], claims: {role: admin}, methods: {POST: {scopes: [orders:write]}}}",
         );
-        let id = identity(&[], &["staff"], serde_json::json!({"role": ["user", "admin"]}));
+        let id = identity(
+            &[],
+            &["staff"],
+            serde_json::json!({"role": ["user", "admin"]}),
+        );
         assert!(rule.check(&Method::GET, &id).is_ok());
         assert!(rule.check(&Method::POST, &id).is_err());
-        let id = identity(&["orders:write"], &["staff"], serde_json::json!({"role": "admin"}));
+        let id = identity(
+            &["orders:write"],
+            &["staff"],
+            serde_json::json!({"role": "admin"}),
+        );
         assert!(rule.check(&Method::POST, &id).is_ok());
         let id = identity(&[], &["other"], serde_json::json!({"role": "admin"}));
         assert!(rule.check(&Method::GET, &id).is_err());

@@ -96,7 +96,11 @@ impl Cors {
         let mut response = Response::new(GatewayBody::Empty);
         *response.status_mut() = StatusCode::NO_CONTENT;
         let headers = response.headers_mut();
-        for vary in ["Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"] {
+        for vary in [
+            "Origin",
+            "Access-Control-Request-Method",
+            "Access-Control-Request-Headers",
+        ] {
             headers.append(VARY, HeaderValue::from_static(vary));
         }
         let Some(origin) = request.get(ORIGIN) else {
@@ -206,11 +210,19 @@ mod tests {
 
     #[test]
     fn preflight_headers_for_allowed_origin_only() {
-        let c = cors("{origins: [\"https://app.test\"], methods: [GET, POST], credentials: true, max_age: 10m}");
+        let c = cors(
+            "{origins: [\"https://app.test\"], methods: [GET, POST], credentials: true, max_age: 10m}",
+        );
         let mut request = HeaderMap::new();
         request.insert(ORIGIN, HeaderValue::from_static("https://app.test"));
-        request.insert(ACCESS_CONTROL_REQUEST_METHOD, HeaderValue::from_static("POST"));
-        request.insert(ACCESS_CONTROL_REQUEST_HEADERS, HeaderValue::from_static("content-type"));
+        request.insert(
+            ACCESS_CONTROL_REQUEST_METHOD,
+            HeaderValue::from_static("POST"),
+        );
+        request.insert(
+            ACCESS_CONTROL_REQUEST_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
         let response = c.preflight(&request);
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
         let h = response.headers();
@@ -230,7 +242,10 @@ mod tests {
     fn star_answers_star_without_vary() {
         let c = cors("{origins: \"*\", expose: [X-Request-Id]}");
         let mut headers = HeaderMap::new();
-        c.apply(Some(&HeaderValue::from_static("https://x.test")), &mut headers);
+        c.apply(
+            Some(&HeaderValue::from_static("https://x.test")),
+            &mut headers,
+        );
         assert_eq!(headers[ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert_eq!(headers[ACCESS_CONTROL_EXPOSE_HEADERS], "X-Request-Id");
         assert!(!headers.contains_key(VARY));

@@ -48,10 +48,9 @@ impl Consumers {
             for password in &consumer.passwords {
                 match PasswordHash::parse(password.value.expose()) {
                     Ok(hash) => passwords.push(hash),
-                    Err(message) => errors.push((
-                        password.referenced,
-                        format!("consumer `{name}`: {message}"),
-                    )),
+                    Err(message) => {
+                        errors.push((password.referenced, format!("consumer `{name}`: {message}")))
+                    }
                 }
             }
             let entry = Arc::new(ConsumerEntry {
@@ -62,10 +61,9 @@ impl Consumers {
             for key in &consumer.keys {
                 match key_digest(key.value.expose()) {
                     Ok(digest) => compiled.keys.push((digest, entry.clone())),
-                    Err(message) => errors.push((
-                        key.referenced,
-                        format!("consumer `{name}`: {message}"),
-                    )),
+                    Err(message) => {
+                        errors.push((key.referenced, format!("consumer `{name}`: {message}")))
+                    }
                 }
             }
             compiled.by_name.insert(name.as_str().into(), entry);
@@ -168,7 +166,10 @@ mod tests {
         let consumers = Consumers::compile(&map, &mut errors);
         assert!(errors.is_empty());
         assert_eq!(consumers.by_key("test").map(|c| &*c.name), Some("web"));
-        assert_eq!(consumers.by_key("plain-key").map(|c| &*c.name), Some("acme"));
+        assert_eq!(
+            consumers.by_key("plain-key").map(|c| &*c.name),
+            Some("acme")
+        );
         assert!(consumers.by_key("nope").is_none());
         assert_eq!(consumers.get("web").map(|c| c.groups.len()), Some(1));
     }

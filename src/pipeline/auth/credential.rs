@@ -207,7 +207,10 @@ mod tests {
     fn bearer_header_only_with_its_scheme() {
         let source = Source::Header(AUTHORIZATION);
         let p = parts("/", &[("authorization", "Bearer abc.def.ghi")]);
-        assert_eq!(source.find(head(&p), "Bearer").as_deref(), Some("abc.def.ghi"));
+        assert_eq!(
+            source.find(head(&p), "Bearer").as_deref(),
+            Some("abc.def.ghi")
+        );
         let p = parts("/", &[("authorization", "bearer   tok")]);
         assert_eq!(source.find(head(&p), "Bearer").as_deref(), Some("tok"));
         let p = parts("/", &[("authorization", "Basic dXNlcjpwdw==")]);

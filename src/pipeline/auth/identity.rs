@@ -63,7 +63,12 @@ impl Identity {
             headers.insert(X_CONSUMER_ID.clone(), value);
         }
         if !self.groups.is_empty() {
-            let joined = self.groups.iter().map(|g| &**g).collect::<Vec<_>>().join(",");
+            let joined = self
+                .groups
+                .iter()
+                .map(|g| &**g)
+                .collect::<Vec<_>>()
+                .join(",");
             if let Ok(value) = HeaderValue::from_str(&joined) {
                 headers.insert(X_CONSUMER_GROUPS.clone(), value);
             }

@@ -22,9 +22,10 @@ impl MtlsAuth {
             return Outcome::Absent;
         };
         match self.consumers.get(cn) {
-            Some(consumer) => {
-                Outcome::Valid(Identity::of_consumer(consumer.name.clone(), &consumer.groups))
-            }
+            Some(consumer) => Outcome::Valid(Identity::of_consumer(
+                consumer.name.clone(),
+                &consumer.groups,
+            )),
             None => Outcome::Invalid(Rejection {
                 challenge: Challenge::ClientCertificate,
                 reason: "the certificate names no known consumer",
