@@ -526,3 +526,16 @@ fn a_missing_client_ca_is_located() {
     assert!(gatehouse::check_str("gatehouse.yaml", &yaml).is_err());
     let _ = Path::new(&pki.path("x"));
 }
+
+#[test]
+fn required_client_auth_needs_a_client_ca() {
+    let yaml = tls_yaml("    - { cert: a.pem, key: a.key }\n")
+        .replace("routes:", "  client_auth: required\nroutes:");
+    let errors = gatehouse::config::load_str("gatehouse.yaml", &yaml)
+        .expect_err("refused")
+        .to_string();
+    assert_eq!(
+        errors,
+        "gatehouse.yaml:2:3: `client_auth: required` needs `client_ca` (the CAs to verify clients against)"
+    );
+}
