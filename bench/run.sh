@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: Gatehouse against nginx in front of the same upstream.
 #
-#   bench/run.sh [proxy|routes|memory|jwt|all]    (default: proxy)
+#   bench/run.sh [proxy|tls|routes|memory|jwt|all]    (default: proxy)
 #
 # Environment overrides:
 #   ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 WARMUP=3s
@@ -20,17 +20,21 @@ THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-3s}
 HOLD_CONNECTIONS=${HOLD_CONNECTIONS:-5000}
 BENCH_PATH=/api/v1/users/42
+# http, or https in `tls` mode (set by the mode before its servers start).
+SCHEME=http
+# Extra wrk arguments (the `tls` mode's handshake-heavy run adds `Connection: close`).
+WRK_ARGS=()
 # The upstream's fixed body; the sanity check expects to see it through both proxies.
 EXPECTED_BODY='{"id":42,"name":"Ada Lovelace","email":"ada@example.com","role":"admin","team":"core","active":true}'
 
 case "$MODE" in
-  proxy | routes | memory | jwt | all) ;;
+  proxy | tls | routes | memory | jwt | all) ;;
   -h | --help | help)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|routes|memory|jwt|all]" >&2
+    echo "usage: $0 [proxy|tls|routes|memory|jwt|all]" >&2
     exit 2
     ;;
 esac
@@ -134,7 +138,7 @@ wait_port() {
       die "$name exited (status $status) before accepting connections on port $port"
     fi
     # Any HTTP answer (even a 404) means the listener is up.
-    if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
+    if curl -sk -o /dev/null --max-time 1 "$SCHEME://127.0.0.1:$port/"; then
       return 0
     fi
     sleep 0.1
@@ -149,7 +153,7 @@ wait_port() {
 check_route() {
   local name=$1 port=$2 path=${3:-$BENCH_PATH} header=${4:-} out code body args=()
   [[ -n $header ]] && args=(-H "$header")
-  out=$(curl -s --max-time 5 "${args[@]}" -w '\n%{http_code}' "http://127.0.0.1:$port$path") ||
+  out=$(curl -sk --max-time 5 "${args[@]}" -w '\n%{http_code}' "$SCHEME://127.0.0.1:$port$path") ||
     die "$name: request to $path failed"
   code=${out##*$'\n'}
   body=${out%$'\n'*}
@@ -175,6 +179,9 @@ install_tools() {
     [[ $EUID -eq 0 ]] || sudo=(sudo)
     "${sudo[@]}" apt-get update
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}"
+  fi
+  if [[ $MODE == tls || $MODE == all ]]; then
+    command -v openssl >/dev/null || die "openssl is needed for the tls mode (apt-get install openssl)"
   fi
   if [[ $MODE == routes || $MODE == memory || $MODE == all ]]; then
     command -v python3 >/dev/null || die "python3 is needed for the $MODE mode"
@@ -215,9 +222,19 @@ start_upstream() {
   log "upstream on 127.0.0.1:$UPSTREAM_PORT"
 }
 
-# start_nginx PORT: nginx with the route equivalent to Gatehouse's; sets NGINX_PID.
+# start_nginx PORT [tls]: nginx with the route equivalent to Gatehouse's (on TLS with the
+# throwaway certificate when asked); sets NGINX_PID.
 start_nginx() {
-  local port=$1 dir=$TMP/nginx-$1
+  local port=$1 dir=$TMP/nginx-$1 listen="listen 127.0.0.1:$1;"
+  if [[ ${2:-} == tls ]]; then
+    # TLS 1.2 and 1.3, session cache and tickets on: what Gatehouse's rustls set-up offers.
+    listen="listen 127.0.0.1:$port ssl;
+        ssl_certificate $TLS_CERT;
+        ssl_certificate_key $TLS_KEY;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;"
+  fi
   mkdir -p "$dir"
   cat >"$dir/nginx.conf" <<EOF
 worker_processes auto;
@@ -250,7 +267,7 @@ http {
     }
 
     server {
-        listen 127.0.0.1:$port;
+        $listen
 
         # /api/v1/users/... -> upstream /users/... (strip_prefix /api/v1).
         location /api/v1/users/ {
@@ -275,11 +292,23 @@ EOF
   log "nginx on 127.0.0.1:$port"
 }
 
-# The benchmark route, as in the brief; the same route the nginx config has.
+# write_gatehouse_config FILE PORT [tls]: the benchmark route, as in the brief; the same route
+# the nginx config has. With `tls`, PORT is a TLS listener (and the plain one gets a free port).
 write_gatehouse_config() {
-  local file=$1 port=$2
+  local file=$1 port=$2 listen tls=""
+  listen="listen: 127.0.0.1:$port"
+  if [[ ${3:-} == tls ]]; then
+    local plain_port
+    free_port plain_port
+    listen="listen: 127.0.0.1:$plain_port"
+    tls="tls:
+  listen: 127.0.0.1:$port
+  certificates:
+    - { cert: $TLS_CERT, key: $TLS_KEY }"
+  fi
   cat >"$file" <<EOF
-listen: 127.0.0.1:$port
+$listen
+$tls
 observability: { access_log: off }
 services:
   users: { url: http://127.0.0.1:$UPSTREAM_PORT }
@@ -315,7 +344,7 @@ run_wrk() {
   local name=$1 port=$2 duration=$3 path=${4:-$BENCH_PATH} header=${5:-}
   local out=$TMP/wrk.out status=0 args=(-t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency)
   [[ -n $header ]] && args+=(-H "$header")
-  wrk "${args[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1 &
+  wrk "${args[@]}" "${WRK_ARGS[@]+"${WRK_ARGS[@]}"}" "$SCHEME://127.0.0.1:$port$path" >"$out" 2>&1 &
   WRK_PID=$!
   PIDS+=("$WRK_PID")
   wait "$WRK_PID" || status=$?
@@ -425,6 +454,50 @@ mode_proxy() {
   say "gatehouse/nginx throughput: ${tput}x  (target >= 1.0: $(verdict "$tput >= 1.0"))"
   say "gatehouse/nginx p99:        ${p99}x  (target <= 1.0: $(verdict "$p99 <= 1.0"))"
 
+  stop "$GATEHOUSE_PID"
+  stop "$NGINX_PID"
+}
+
+# tls: nginx vs Gatehouse over HTTPS with the same throwaway certificate (ECDSA P-256, made
+# with openssl for this run): keep-alive connections, then one handshake per request.
+mode_tls() {
+  say ""
+  say "## tls: nginx vs gatehouse over HTTPS, GET $BENCH_PATH"
+  TLS_CERT=$TMP/bench-cert.pem
+  TLS_KEY=$TMP/bench-key.pem
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$TLS_KEY" -out "$TLS_CERT" >"$TMP/openssl.log" 2>&1 ||
+    die "openssl could not make a certificate: $(cat "$TMP/openssl.log")"
+  SCHEME=https
+  local nginx_port gh_port tput p99
+  free_port nginx_port
+  free_port gh_port
+  start_nginx "$nginx_port" tls
+  write_gatehouse_config "$TMP/gatehouse-tls.yaml" "$gh_port" tls
+  start_gatehouse "$TMP/gatehouse-tls.yaml" "$gh_port"
+
+  say ""
+  say "### keep-alive (TLS handshake once per connection)"
+  compare nginx-https "$nginx_port" gatehouse-https "$gh_port"
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+  say ""
+  say "gatehouse/nginx throughput: ${tput}x  (target >= 1.0: $(verdict "$tput >= 1.0"))"
+  say "gatehouse/nginx p99:        ${p99}x  (target <= 1.0: $(verdict "$p99 <= 1.0"))"
+
+  say ""
+  say "### Connection: close (a full TLS handshake per request)"
+  WRK_ARGS=(-H 'Connection: close')
+  compare nginx-https-close "$nginx_port" gatehouse-https-close "$gh_port"
+  WRK_ARGS=()
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+  say ""
+  say "gatehouse/nginx throughput: ${tput}x"
+  say "gatehouse/nginx p99:        ${p99}x"
+
+  SCHEME=http
   stop "$GATEHOUSE_PID"
   stop "$NGINX_PID"
 }
@@ -609,11 +682,13 @@ EOF
 start_upstream
 case "$MODE" in
   proxy) mode_proxy ;;
+  tls) mode_tls ;;
   routes) mode_routes ;;
   memory) mode_memory ;;
   jwt) mode_jwt ;;
   all)
     mode_proxy
+    mode_tls
     mode_routes
     mode_memory
     mode_jwt

@@ -45,6 +45,8 @@ impl std::error::Error for StartError {}
 pub struct Gatehouse {
     /// The addresses of the plain listeners, in config order.
     pub listeners: Vec<SocketAddr>,
+    /// The addresses of the TLS listeners (`tls.listen`), in config order.
+    pub tls_listeners: Vec<SocketAddr>,
     /// The admin API's address, when enabled.
     pub admin: Option<SocketAddr>,
     gateway: Arc<Gateway>,
@@ -69,6 +71,7 @@ impl Gatehouse {
         config: Config,
         config_path: Option<PathBuf>,
     ) -> Result<Self, StartError> {
+        server::tls::install_default_provider();
         let state = Arc::new(State::default());
         let compiled = runtime::compile(&config, &state).map_err(StartError::Config)?;
         let limits = compiled.limits;
@@ -76,29 +79,35 @@ impl Gatehouse {
 
         raise_file_limit(limits.max_connections);
         let workers = server::worker_count();
-        // sockets[w][l]: worker w's socket on listen address l.
-        let mut sockets: Vec<Vec<std::net::TcpListener>> =
+        // sockets[w][l]: worker w's socket on listen address l, with what it speaks.
+        let mut sockets: Vec<Vec<(std::net::TcpListener, server::Scheme)>> =
             (0..workers).map(|_| Vec::new()).collect();
+        let tls_addresses = config
+            .tls
+            .as_ref()
+            .map(|tls| config::located(&tls.value.listen))
+            .unwrap_or_default();
         let mut listeners = Vec::new();
-        for addr in config.listen_addresses() {
-            let text = addr.value.clone();
-            let socket: SocketAddr =
-                config::parse_listen_addr(&text).map_err(|message| StartError::Bind {
-                    addr: text.clone(),
-                    error: std::io::Error::other(message),
-                })?;
-            let group = server::bind_shared(socket, workers).map_err(|error| StartError::Bind {
-                addr: text.clone(),
-                error,
-            })?;
-            let local = group[0].local_addr().map_err(|error| StartError::Bind {
-                addr: text.clone(),
-                error,
-            })?;
-            listeners.push(local);
+        let mut tls_listeners = Vec::new();
+        let plain = config.listen_addresses().into_iter().map(|a| (a, false));
+        for (addr, tls) in plain.chain(tls_addresses.into_iter().map(|a| (a, true))) {
+            let (local, group) = bind_group(&addr.value, workers)?;
+            let scheme = if tls {
+                tls_listeners.push(local);
+                server::Scheme::Https
+            } else {
+                listeners.push(local);
+                server::Scheme::Http
+            };
             for (worker, listener) in group.into_iter().enumerate() {
-                sockets[worker].push(listener);
+                sockets[worker].push((listener, scheme));
             }
+        }
+        if let Some(first) = tls_listeners.first() {
+            gateway
+                .state()
+                .https_port
+                .store(first.port(), Ordering::Relaxed);
         }
         let admin_listener = match &config.admin {
             Some(admin) => {
@@ -134,6 +143,11 @@ impl Gatehouse {
         for addr in &listeners {
             tracing::info!("listening on http://{addr} (HTTP/1.1 and h2c, {workers} workers)");
         }
+        for addr in &tls_listeners {
+            tracing::info!(
+                "listening on https://{addr} (TLS, HTTP/1.1 and HTTP/2 via ALPN, {workers} workers)"
+            );
+        }
         let server::WorkerShared {
             shutdown, tracker, ..
         } = shared;
@@ -151,6 +165,7 @@ impl Gatehouse {
         }
         Ok(Self {
             listeners,
+            tls_listeners,
             admin: admin_addr,
             gateway,
             shutdown,
@@ -165,7 +180,8 @@ impl Gatehouse {
     }
 
     /// Compiles `config` and swaps it in; on error the running config keeps serving.
-    /// Listener addresses and the admin listener are not changed by a reload.
+    /// Listener addresses (plain and TLS) and the admin listener are not changed by a reload;
+    /// TLS certificates are re-read and serve every connection accepted after the swap.
     pub fn apply(&self, config: &Config) -> Result<(), ConfigErrors> {
         let compiled = runtime::compile(config, self.gateway.state())?;
         self.gateway.runtime().swap(compiled);
@@ -216,6 +232,22 @@ impl Gatehouse {
         }
         Ok(())
     }
+}
+
+/// Binds one listen address once per worker (`SO_REUSEPORT`); returns the bound address.
+fn bind_group(
+    text: &str,
+    workers: usize,
+) -> Result<(SocketAddr, Vec<std::net::TcpListener>), StartError> {
+    let bind_error = |error| StartError::Bind {
+        addr: text.to_owned(),
+        error,
+    };
+    let socket: SocketAddr = config::parse_listen_addr(text)
+        .map_err(|message| bind_error(std::io::Error::other(message)))?;
+    let group = server::bind_shared(socket, workers).map_err(bind_error)?;
+    let local = group[0].local_addr().map_err(bind_error)?;
+    Ok((local, group))
 }
 
 /// Raises the open-file limit towards what `max_connections` needs (each client connection can

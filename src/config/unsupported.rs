@@ -33,7 +33,6 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
             report(name, location);
         }
     };
-    key("tls", at(&config.tls));
     key("cluster", at(&config.cluster));
     key("observability.tracing", at(&config.observability.tracing));
     plugins(&config.plugins, &mut key);

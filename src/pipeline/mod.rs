@@ -1,7 +1,8 @@
 //! The request lifecycle: the fixed-order steps of SPEC §3 run for the matched route's
 //! [`RoutePlan`], then the upstream exchange, then the response steps.
 //!
-//! `request_id` → *routing* → *upstream* → `security_headers`. Later steps (`ip_filter`,
+//! `request_id` → (`redirect_http` on plain listeners) → *routing* → *upstream* →
+//! `security_headers`. Later steps (`ip_filter`,
 //! `cors`, `auth`, …) slot into [`Gateway::process`] in SPEC order as fields of the plan.
 
 pub mod auth;
@@ -11,13 +12,14 @@ pub mod cors;
 pub mod exchange;
 pub mod forward;
 pub mod ip_filter;
+pub mod redirect;
 pub mod request_id;
 pub mod security_headers;
 mod template_vars;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderValue, Request, Response, Uri, Version};
@@ -181,6 +183,10 @@ impl Gateway {
             .closing());
         }
         check_header_size(&request, runtime.limits.max_header_bytes)?;
+        if let Some(redirect) = runtime.redirect_http.as_ref().filter(|_| !conn.tls) {
+            let bound = self.state.https_port.load(Ordering::Relaxed);
+            return redirect.response(&request, bound);
+        }
         let path = normalize_path(request.uri().path())
             .map_err(|err| GatewayError::bad_request(err.to_string()))?;
         if let Some(entry) = ctx.entry.as_mut() {

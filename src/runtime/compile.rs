@@ -20,6 +20,7 @@ use crate::pipeline::authorize::Authorize;
 use crate::pipeline::client_ip::TrustedProxies;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
+use crate::pipeline::redirect::HttpsRedirect;
 use crate::pipeline::security_headers::SecurityHeaders;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
@@ -137,10 +138,13 @@ pub fn compile(config: &Config, state: &State) -> CompileOutcome {
                 PluginSetting::Off => None,
             },
         );
+    let (tls, redirect_http) = compile_tls(config, state, &mut errors);
     if !errors.list.is_empty() {
         return Err(sorted(errors.list));
     }
     Ok(Runtime {
+        tls,
+        redirect_http,
         unrouted_security_headers,
         router,
         limits,
@@ -150,6 +154,33 @@ pub fn compile(config: &Config, state: &State) -> CompileOutcome {
         route_count,
         service_count: services.len(),
     })
+}
+
+/// The `tls` block: the server TLS config (certificate files read now, so a reload re-reads
+/// them) and the `redirect_http` answer.
+fn compile_tls(
+    config: &Config,
+    state: &State,
+    errors: &mut Errors<'_>,
+) -> (Option<Arc<rustls::ServerConfig>>, Option<HttpsRedirect>) {
+    let Some(tls) = &config.tls else {
+        return (None, None);
+    };
+    let redirect = tls.value.redirect_http.then(|| HttpsRedirect {
+        configured_port: config::located(&tls.value.listen)
+            .first()
+            .and_then(|addr| config::parse_listen_addr(&addr.value).ok())
+            .map_or(443, |addr| addr.port()),
+    });
+    match crate::server::tls::compile(config, &tls.value, state) {
+        Ok(server) => (Some(server), redirect),
+        Err(located) => {
+            for (location, message) in located {
+                errors.at(location, message);
+            }
+            (None, redirect)
+        }
+    }
 }
 
 fn sorted(mut list: Vec<ConfigError>) -> ConfigErrors {

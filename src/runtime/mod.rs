@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 
 pub use compile::{CompileOutcome, compile};
 pub use plan::{ForwardPlan, Respond, RouteAction, RoutePlan};
-pub use state::State;
+pub use state::{State, TlsSessions};
 
 use crate::observability::access_log::AccessLog;
 use crate::pipeline::client_ip::TrustedProxies;
@@ -50,6 +50,11 @@ pub struct Runtime {
     /// Header names set from token claims by some route (`claims_to_headers`): like the
     /// identity headers, client copies are removed on every route.
     pub claim_headers: Vec<http::HeaderName>,
+    /// The TLS settings (certificates, client verifier, ALPN) for connections accepted on
+    /// `tls.listen` while this runtime serves; `None` without `tls`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `tls.redirect_http`: plain-listener requests are answered 308 to https.
+    pub redirect_http: Option<crate::pipeline::redirect::HttpsRedirect>,
     /// The access log, unless `access_log: off`.
     pub access_log: Option<AccessLog>,
     /// Number of routes, for `check` and logs.

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::Mutex;
-
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU16;
+
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 
 use crate::observability::access_log::AccessLog;
 use crate::pipeline::auth::jwks::JwksRegistry;
@@ -27,9 +29,19 @@ pub struct State {
     pub jwks: JwksRegistry,
     /// The HTTP client for identity providers (JWKS, introspection), built on first use.
     idp_client: Mutex<Option<reqwest::Client>>,
+    /// The port of the first TLS listener bound at start-up (0: none), for `redirect_http`.
+    pub https_port: AtomicU16,
     access_logs: Mutex<HashMap<String, AccessLog>>,
+    tls_sessions: Mutex<Option<TlsSessions>>,
     dry_run: bool,
 }
+
+/// The TLS session-resumption state: TLS 1.3 ticket keys and the server-side session cache.
+/// Kept across reloads, so clients resume sessions after a certificate reload too.
+pub type TlsSessions = (Arc<dyn ProducesTickets>, Arc<dyn StoresServerSessions>);
+
+/// Sessions the server-side cache holds (rustls' default size).
+const TLS_SESSION_CACHE: usize = 256;
 
 impl State {
     /// State for compiling a config that will never serve (`gatehouse check`): nothing is
@@ -62,6 +74,21 @@ impl State {
             .map_err(|e| e.to_string())?;
         *client = Some(built.clone());
         Ok(built)
+    }
+
+    /// The TLS session ticketer and session cache, made on first use and then shared by
+    /// every runtime.
+    pub fn tls_sessions(&self) -> Result<TlsSessions, rustls::Error> {
+        let mut sessions = self.tls_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sessions) = sessions.as_ref() {
+            return Ok(sessions.clone());
+        }
+        let made: TlsSessions = (
+            rustls::crypto::aws_lc_rs::Ticketer::new()?,
+            ServerSessionMemoryCache::new(TLS_SESSION_CACHE),
+        );
+        *sessions = Some(made.clone());
+        Ok(made)
     }
 
     /// The access log writing to stdout (one writer per process).

@@ -1,5 +1,5 @@
-//! Serving one client connection: HTTP/1.1 or h2c (by preface), with idle and header timeouts
-//! and graceful shutdown.
+//! Serving one client connection: HTTP/1.1 or HTTP/2 (by preface: h2c on plain listeners,
+//! ALPN `h2` on TLS ones), with idle and header timeouts and graceful shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::activity::{ConnActivity, Verdict};
@@ -33,21 +33,36 @@ pub struct ConnContext {
 /// How long a connection asked to close (idle, shutdown) may take to finish before it is cut.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Serves `stream` until the client leaves, it idles out, or `shutdown` has drained it.
-pub(super) async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
+/// Where a connection came from, before its requests are served.
+pub(super) struct Accepted {
+    /// The peer's address.
+    pub(super) peer: SocketAddr,
+    /// The listener's address.
+    pub(super) local: SocketAddr,
+    /// Whether the stream is decrypted TLS.
+    pub(super) tls: bool,
+    /// The subject CN of the verified client certificate.
+    pub(super) client_cn: Option<Arc<str>>,
+}
+
+/// Serves `stream` (plain TCP, or TLS after its handshake) until the client leaves, it idles
+/// out, or `shutdown` has drained it.
+pub(super) async fn serve_connection<S>(
+    stream: S,
+    accepted: Accepted,
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let limits = gateway.limits();
     let activity = Arc::new(ConnActivity::new());
+    let peer = accepted.peer;
     let context = Arc::new(ConnContext {
         peer,
-        local,
-        tls: false,
-        client_cn: None,
+        local: accepted.local,
+        tls: accepted.tls,
+        client_cn: accepted.client_cn,
         activity: activity.clone(),
     });
     let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));

@@ -8,13 +8,25 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::connection::serve_connection;
+use super::connection::{Accepted, serve_connection};
+use super::tls;
 use crate::pipeline::Gateway;
 
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain TCP: HTTP/1.1 and h2c.
+    Http,
+    /// TLS (`tls.listen`): HTTP/1.1 and HTTP/2 via ALPN.
+    Https,
+}
+
 /// Accepts connections on `listener` until `shutdown`, serving each in a task of `tracker`.
-/// `connections` bounds how many are open at once across every listener and worker.
+/// `connections` bounds how many are open at once across every listener and worker. On an
+/// [`Scheme::Https`] listener the TLS handshake runs in the connection's task.
 pub async fn serve(
     listener: TcpListener,
+    scheme: Scheme,
     gateway: Arc<Gateway>,
     connections: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -55,7 +67,22 @@ pub async fn serve(
         let gateway = gateway.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            serve_connection(stream, peer, local, gateway, shutdown).await;
+            let mut accepted = Accepted {
+                peer,
+                local,
+                tls: false,
+                client_cn: None,
+            };
+            match scheme {
+                Scheme::Http => serve_connection(stream, accepted, gateway, shutdown).await,
+                Scheme::Https => {
+                    if let Some(tls) = tls::handshake(stream, &gateway, &shutdown).await {
+                        accepted.tls = true;
+                        accepted.client_cn = tls.client_cn;
+                        serve_connection(tls.stream, accepted, gateway, shutdown).await;
+                    }
+                }
+            }
             drop(permit);
         });
     }

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::listener::serve;
+use super::listener::{Scheme, serve};
 use crate::pipeline::Gateway;
 
 /// How many connections may wait in the kernel's accept queue of each socket.
@@ -77,10 +77,10 @@ pub struct WorkerShared {
 }
 
 /// Starts one thread per entry of `sockets` (each entry: that worker's socket for every listen
-/// address). A worker serves until `shutdown`, then drains its connections within the
+/// address, plain and TLS, with what it speaks). A worker serves until `shutdown`, then drains its connections within the
 /// shutdown grace and stops.
 pub fn start(
-    sockets: Vec<Vec<std::net::TcpListener>>,
+    sockets: Vec<Vec<(std::net::TcpListener, Scheme)>>,
     shared: &WorkerShared,
 ) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut threads = Vec::with_capacity(sockets.len());
@@ -97,11 +97,12 @@ pub fn start(
             .spawn(move || {
                 WORKER.with(|w| w.set(index));
                 runtime.block_on(async move {
-                    for listener in listeners {
+                    for (listener, scheme) in listeners {
                         match tokio::net::TcpListener::from_std(listener) {
                             Ok(listener) => {
                                 tokio::spawn(serve(
                                     listener,
+                                    scheme,
                                     gateway.clone(),
                                     connections.clone(),
                                     shutdown.clone(),

@@ -182,6 +182,13 @@ impl<'a> Checker<'a> {
             if tls.value.certificates.is_empty() {
                 self.error(tls.referenced, "`tls` needs at least one certificate");
             }
+            if tls.value.client_auth == super::ClientAuth::Required && tls.value.client_ca.is_none()
+            {
+                self.error(
+                    tls.referenced,
+                    "`client_auth: required` needs `client_ca` (the CAs to verify clients against)",
+                );
+            }
         }
         if let Some(admin) = &config.admin {
             let admin = &admin.value;
