@@ -8,35 +8,34 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
+mod plugins;
+
 use super::plan::{ForwardPlan, Respond, RouteAction, RoutePlan};
 use super::state::State;
 use super::{Limits, Runtime};
 use crate::config::{
-    self, AccessLog as AccessLogSetting, Config, ConfigError, ConfigErrors, HeaderSetting,
-    Location, PluginSetting, Protocol, RespondBody, Route, Service, Spanned, effective_plugin,
+    self, AccessLog as AccessLogSetting, Config, ConfigError, ConfigErrors, Location,
+    PluginSetting, Protocol, RespondBody, Route, Service, Spanned, effective_plugin,
 };
 use crate::pipeline::auth::{AuthContext, AuthStep, Consumers};
-use crate::pipeline::authorize::Authorize;
 use crate::pipeline::client_ip::TrustedProxies;
-use crate::pipeline::cors::Cors;
-use crate::pipeline::ip_filter::IpFilter;
 use crate::pipeline::redirect::HttpsRedirect;
-use crate::pipeline::security_headers::SecurityHeaders;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
 use crate::upstream::{ServiceRuntime, Target, UpstreamProtocol};
+use plugins::{compile_steps, security_headers};
 
 /// What [`compile`] gives: a runtime ready to swap in, or every error found.
 pub type CompileOutcome = Result<Runtime, ConfigErrors>;
 
 /// Collects located errors while compiling.
-struct Errors<'c> {
+pub(super) struct Errors<'c> {
     file: &'c str,
     list: Vec<ConfigError>,
 }
 
 impl Errors<'_> {
-    fn at(&mut self, location: Location, message: impl Into<String>) {
+    pub(super) fn at(&mut self, location: Location, message: impl Into<String>) {
         self.list
             .push(ConfigError::at(self.file, location, message.into()));
     }
@@ -395,64 +394,6 @@ fn compile_route(
     Some((spec, plan))
 }
 
-/// The settings of a plugin entry that is on, with its location.
-fn on<T>(entry: Option<&Spanned<PluginSetting<T>>>) -> Option<(&T, Location)> {
-    entry.and_then(|e| e.value.settings().map(|s| (s, e.referenced)))
-}
-
-/// The request steps of one route that `compile_steps` builds.
-struct Steps {
-    ip_filter: Option<IpFilter>,
-    cors: Option<Cors>,
-    auth: Option<AuthStep>,
-    authorize: Option<Authorize>,
-}
-
-/// Compiles the plugins of a route that apply before the upstream, from the levels
-/// (route, service, global) merged by [`effective_plugin`].
-fn compile_steps(
-    levels: [Option<&config::Plugins>; 3],
-    auth_cx: &AuthContext<'_>,
-    errors: &mut Errors<'_>,
-) -> Steps {
-    let ip_filter = on(effective_plugin(levels, |p| &p.ip_filter)).map(|(filter, _)| {
-        let mut nets = |list: &[Spanned<String>]| {
-            let mut parsed = Vec::with_capacity(list.len());
-            for cidr in list {
-                match config::parse_cidr(&cidr.value) {
-                    Ok(net) => parsed.push(net),
-                    Err(message) => errors.at(cidr.referenced, message),
-                }
-            }
-            parsed
-        };
-        let allow = nets(&filter.allow);
-        let deny = nets(&filter.deny);
-        IpFilter::new(allow, deny)
-    });
-    let cors = on(effective_plugin(levels, |p| &p.cors)).and_then(|(settings, at)| {
-        Cors::compile(settings)
-            .map_err(|message| errors.at(at, format!("invalid `cors`: {message}")))
-            .ok()
-    });
-    let auth = on(effective_plugin(levels, |p| &p.auth)).map(|(settings, at)| {
-        let mut located = Vec::new();
-        let step = AuthStep::compile(settings, at, auth_cx, &mut located);
-        for (location, message) in located {
-            errors.at(location, message);
-        }
-        step
-    });
-    let authorize = on(effective_plugin(levels, |p| &p.authorize))
-        .map(|(settings, _)| Authorize::compile(settings));
-    Steps {
-        ip_filter,
-        cors,
-        auth,
-        authorize,
-    }
-}
-
 fn compile_respond(respond: &config::Respond, at: Location, errors: &mut Errors<'_>) -> Respond {
     let status = StatusCode::from_u16(respond.status.value).unwrap_or_else(|_| {
         errors.at(respond.status.referenced, "`status` must be 100–599");
@@ -484,60 +425,4 @@ fn compile_respond(respond: &config::Respond, at: Location, errors: &mut Errors<
         content_type,
         headers,
     }
-}
-
-fn security_headers(
-    settings: &config::SecurityHeaders,
-    at: Location,
-    errors: &mut Errors<'_>,
-) -> SecurityHeaders {
-    let mut step = SecurityHeaders::default();
-    let mut value_of = |setting: &HeaderSetting, name: &str| match setting {
-        HeaderSetting::Value(v) => match HeaderValue::from_str(v) {
-            Ok(value) => Some(value),
-            Err(_) => {
-                errors.at(at, format!("invalid value for `{name}`"));
-                None
-            }
-        },
-        HeaderSetting::Off => None,
-    };
-    step.hsts = value_of(
-        &settings.strict_transport_security,
-        "strict_transport_security",
-    );
-    let pairs = [
-        (
-            &settings.x_content_type_options,
-            "x_content_type_options",
-            http::header::X_CONTENT_TYPE_OPTIONS,
-        ),
-        (
-            &settings.x_frame_options,
-            "x_frame_options",
-            http::header::X_FRAME_OPTIONS,
-        ),
-        (
-            &settings.referrer_policy,
-            "referrer_policy",
-            http::header::REFERRER_POLICY,
-        ),
-        (
-            &settings.content_security_policy,
-            "content_security_policy",
-            http::header::CONTENT_SECURITY_POLICY,
-        ),
-    ];
-    for (setting, key, header) in pairs {
-        if let Some(value) = value_of(setting, key) {
-            step.set.push((header, value));
-        }
-    }
-    for name in &settings.remove {
-        match HeaderName::from_bytes(name.0.as_bytes()) {
-            Ok(h) => step.remove.push(h),
-            Err(_) => errors.at(at, format!("invalid header name `{}`", name.0)),
-        }
-    }
-    step
 }
