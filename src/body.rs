@@ -30,6 +30,9 @@ pin_project! {
         /// An upstream response body, streamed as it arrives; its connection goes back to the
         /// pool when the body has been read to its end.
         Stream { #[pin] inner: Incoming, lease: Option<Lease> },
+        /// A body a step began to buffer and gave up on (over its bound): the bytes read so
+        /// far, then the rest as it arrives.
+        Prefixed { head: Option<Bytes>, rest: Pin<Box<GatewayBody>> },
     }
 }
 
@@ -49,13 +52,21 @@ impl GatewayBody {
         match self {
             Self::Empty => Some(Bytes::new()),
             Self::Full { data } => Some(data.clone().unwrap_or_default()),
-            Self::Stream { .. } => None,
+            Self::Stream { .. } | Self::Prefixed { .. } => None,
         }
     }
 
     /// An upstream body, streamed; `lease` is released when it ends.
     pub fn stream(inner: Incoming, lease: Option<Lease>) -> Self {
         Self::Stream { inner, lease }
+    }
+
+    /// `head` (already read from `rest`), then what remains of `rest`.
+    pub fn prefixed(head: Bytes, rest: GatewayBody) -> Self {
+        Self::Prefixed {
+            head: (!head.is_empty()).then_some(head),
+            rest: Box::pin(rest),
+        }
     }
 }
 
@@ -84,6 +95,10 @@ impl Body for GatewayBody {
                 }
                 polled.map_err(Into::into)
             }
+            GatewayBodyProj::Prefixed { head, rest } => match head.take() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None => rest.as_mut().poll_frame(cx),
+            },
         }
     }
 
@@ -92,6 +107,7 @@ impl Body for GatewayBody {
             Self::Empty => true,
             Self::Full { data } => data.is_none(),
             Self::Stream { inner, .. } => inner.is_end_stream(),
+            Self::Prefixed { head, rest } => head.is_none() && rest.is_end_stream(),
         }
     }
 
@@ -102,6 +118,16 @@ impl Body for GatewayBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             Self::Stream { inner, .. } => inner.size_hint(),
+            Self::Prefixed { head, rest } => {
+                let extra = head.as_ref().map_or(0, |h| h.len() as u64);
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower() + extra);
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + extra);
+                }
+                hint
+            }
         }
     }
 }
@@ -132,12 +158,14 @@ pub fn is_body_too_large(err: &(dyn StdError + 'static)) -> bool {
 
 pin_project! {
     /// A client's request body on its way upstream: streamed, cut off with [`BodyTooLarge`]
-    /// past the route's limit, and counted for the access log.
+    /// past the route's limit, and counted for the access log; or bytes a step buffered (and
+    /// changed) before sending.
     pub struct RequestBody {
         #[pin]
         inner: Option<Incoming>,
         remaining: u64,
         counter: Option<Arc<AtomicU64>>,
+        full: Option<Bytes>,
     }
 }
 
@@ -148,6 +176,7 @@ impl RequestBody {
             inner: Some(inner),
             remaining: limit,
             counter,
+            full: None,
         }
     }
 
@@ -157,6 +186,17 @@ impl RequestBody {
             inner: None,
             remaining: 0,
             counter: None,
+            full: None,
+        }
+    }
+
+    /// A body of bytes already read (the buffered, transformed body of a request).
+    pub fn full(data: Bytes) -> Self {
+        Self {
+            inner: None,
+            remaining: 0,
+            counter: None,
+            full: (!data.is_empty()).then_some(data),
         }
     }
 }
@@ -171,7 +211,7 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let Some(inner) = this.inner.as_pin_mut() else {
-            return Poll::Ready(None);
+            return Poll::Ready(this.full.take().map(|data| Ok(Frame::data(data))));
         };
         match inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -195,12 +235,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.full.is_none() && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or(SizeHint::with_exact(0), |b| b.size_hint())
+        match (&self.inner, &self.full) {
+            (Some(inner), _) => inner.size_hint(),
+            (None, full) => SizeHint::with_exact(full.as_ref().map_or(0, |d| d.len() as u64)),
+        }
     }
 }

@@ -157,6 +157,18 @@ impl Template {
             .all(|piece| matches!(piece, Piece::Literal(_)))
     }
 
+    /// The literal text of the template, variables left out (all of it when
+    /// [`is_literal`](Self::is_literal)).
+    pub fn literal(&self) -> String {
+        self.pieces
+            .iter()
+            .filter_map(|piece| match piece {
+                Piece::Literal(text) => Some(text.as_ref()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Appends the template's text for one request to `out`; absent values render as nothing.
     pub fn render(&self, vars: &dyn TemplateVars, out: &mut String) {
         for piece in self.pieces.iter() {

@@ -16,6 +16,7 @@ pub mod redirect;
 pub mod request_id;
 pub mod security_headers;
 mod template_vars;
+pub mod transform;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ struct RequestContext<'rt> {
     preflight: bool,
     /// Who the request is from, once `auth` accepted a credential.
     identity: Option<auth::Identity>,
+    /// The route's `request_transform`, rendered from the client's request; `forward` applies it.
+    request_transform: Option<transform::PreparedRequest<'rt>>,
     entry: Option<AccessEntry>,
     bytes_in: Option<Arc<AtomicU64>>,
 }
@@ -111,6 +114,7 @@ impl Gateway {
             origin: None,
             preflight: false,
             identity: None,
+            request_transform: None,
             entry,
             bytes_in: None,
         };
@@ -264,8 +268,16 @@ impl Gateway {
                     identity: ctx.identity.as_ref(),
                 };
                 let upstream_path = upstream_path(plan, &path, &vars);
-                self.forward(runtime, plan, route, request, upstream_path, conn, ctx)
-                    .await
+                ctx.request_transform = route.request_transform.as_ref().map(|t| t.prepare(&vars));
+                let response_transform =
+                    route.response_transform.as_ref().map(|t| t.prepare(&vars));
+                let response = self
+                    .forward(runtime, plan, route, request, upstream_path, conn, ctx)
+                    .await?;
+                match response_transform {
+                    Some(step) => step.apply(response).await,
+                    None => Ok(response),
+                }
             }
         }
     }
@@ -291,13 +303,19 @@ impl Gateway {
         }
 
         let (mut parts, body) = request.into_parts();
+        let mut transform = ctx.request_transform.take();
         if ctx.identity.is_some()
             && let Some(auth) = route.auth.as_ref().filter(|a| a.hides_credentials())
         {
             auth.hide(&mut parts);
         }
         let mut path_and_query = path;
-        if let Some(query) = parts.uri.query().filter(|q| !q.is_empty()) {
+        let query = transform.as_ref().and_then(|t| t.query(parts.uri.query()));
+        if let Some(query) = query
+            .as_deref()
+            .or(parts.uri.query())
+            .filter(|q| !q.is_empty())
+        {
             // A `rewrite` template may carry its own query; the client's is appended to it.
             path_and_query.push(if path_and_query.contains('?') {
                 '&'
@@ -342,6 +360,9 @@ impl Gateway {
         if let Some(identity) = &ctx.identity {
             identity.apply(&mut parts.headers);
         }
+        if let Some(transform) = transform.as_mut() {
+            transform.headers(&mut parts.headers);
+        }
         parts.uri = uri;
         parts.version = match service.protocol {
             UpstreamProtocol::Http1 => Version::HTTP_11,
@@ -351,7 +372,10 @@ impl Gateway {
         if ctx.entry.is_some() {
             ctx.bytes_in = Some(Arc::default());
         }
-        let body = RequestBody::new(body, route.max_body, ctx.bytes_in.clone());
+        let mut body = RequestBody::new(body, route.max_body, ctx.bytes_in.clone());
+        if let Some(transform) = transform {
+            body = transform.body(&mut parts.headers, body).await?;
+        }
         let upstream_request = Request::from_parts(parts, body);
 
         let answer = upstream::send(service, index, upstream_request, plan.timeout).await?;

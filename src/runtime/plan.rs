@@ -11,6 +11,7 @@ use crate::pipeline::authorize::Authorize;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
 use crate::pipeline::security_headers::SecurityHeaders;
+use crate::pipeline::transform::{RequestTransform, ResponseTransform};
 use crate::template::Template;
 use crate::upstream::ServiceRuntime;
 
@@ -30,6 +31,10 @@ pub struct RoutePlan {
     pub auth: Option<AuthStep>,
     /// Authorization of the authenticated identity (validation ensures `auth` is present).
     pub authorize: Option<Authorize>,
+    /// Changes to the forwarded request (headers, query, JSON body).
+    pub request_transform: Option<RequestTransform>,
+    /// Changes to the upstream's response (status, headers, JSON body).
+    pub response_transform: Option<ResponseTransform>,
     /// Response headers step, when enabled for the route.
     pub security_headers: Option<SecurityHeaders>,
 }

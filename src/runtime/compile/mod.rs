@@ -23,7 +23,7 @@ use crate::pipeline::redirect::HttpsRedirect;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
 use crate::upstream::{ServiceRuntime, Target, UpstreamProtocol};
-use plugins::{compile_steps, security_headers};
+use plugins::{compile_steps, security_headers, transforms};
 
 /// What [`compile`] gives: a runtime ready to swap in, or every error found.
 pub type CompileOutcome = Result<Runtime, ConfigErrors>;
@@ -340,15 +340,18 @@ fn compile_route(
         });
 
     let steps = compile_steps(levels, auth_cx, errors);
+    let max_body = r.max_body.map_or(limits.max_body, |b| b.0);
+    let captures: Vec<&str> = pattern.capture_names().iter().map(|n| n.as_ref()).collect();
+    let (request_transform, response_transform) =
+        transforms(levels, &name, &captures, max_body, errors);
 
     let action = if let Some(respond) = &r.respond {
         RouteAction::Respond(compile_respond(&respond.value, respond.referenced, errors))
     } else if let Some(service_name) = &r.service {
         let service = services.get(&service_name.value)?;
         let rewrite = r.rewrite.as_ref().and_then(|rewrite| {
-            let names: Vec<&str> = pattern.capture_names().iter().map(|n| n.as_ref()).collect();
             match Template::parse(&rewrite.value).and_then(|t| {
-                t.check_captures(&names)?;
+                t.check_captures(&captures)?;
                 Ok(t)
             }) {
                 Ok(template) => Some(template),
@@ -383,12 +386,14 @@ fn compile_route(
 
     let plan = RoutePlan {
         name,
-        max_body: r.max_body.map_or(limits.max_body, |b| b.0),
+        max_body,
         action,
         ip_filter: steps.ip_filter,
         cors: steps.cors,
         auth: steps.auth,
         authorize: steps.authorize,
+        request_transform,
+        response_transform,
         security_headers,
     };
     Some((spec, plan))

@@ -1,6 +1,8 @@
 //! The plugin steps of a route, compiled from the settings that apply to it (route, then
 //! service, then global, as [`effective_plugin`] picks them).
 
+use std::sync::Arc;
+
 use http::{HeaderName, HeaderValue};
 
 use super::Errors;
@@ -10,6 +12,7 @@ use crate::pipeline::authorize::Authorize;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
 use crate::pipeline::security_headers::SecurityHeaders;
+use crate::pipeline::transform::{RequestTransform, ResponseTransform};
 
 /// The settings of a plugin entry that is on, with its location.
 fn on<T>(entry: Option<&Spanned<PluginSetting<T>>>) -> Option<(&T, Location)> {
@@ -67,6 +70,28 @@ pub(super) fn compile_steps(
         auth,
         authorize,
     }
+}
+
+/// The route's `request_transform` and `response_transform`: templates may use the route's
+/// path `captures`; response bodies are buffered up to `max_body`.
+pub(super) fn transforms(
+    levels: [Option<&config::Plugins>; 3],
+    route: &Arc<str>,
+    captures: &[&str],
+    max_body: u64,
+    errors: &mut Errors<'_>,
+) -> (Option<RequestTransform>, Option<ResponseTransform>) {
+    let mut located = Vec::new();
+    let request = on(effective_plugin(levels, |p| &p.request_transform)).map(|(settings, at)| {
+        RequestTransform::compile(settings, route, captures, at, &mut located)
+    });
+    let response = on(effective_plugin(levels, |p| &p.response_transform)).map(|(settings, at)| {
+        ResponseTransform::compile(settings, route, captures, max_body, at, &mut located)
+    });
+    for (location, message) in located {
+        errors.at(location, message);
+    }
+    (request, response)
 }
 
 pub(super) fn security_headers(
