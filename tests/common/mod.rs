@@ -55,6 +55,12 @@ impl Upstream {
 /// - `/status/CODE`: answers CODE with a JSON body;
 /// - `/stream/N`: N chunks of 1 KiB, 20 ms apart;
 /// - `/headers`: echo with `Server`, `X-Powered-By`, `Connection: x-hop` and `X-Hop` set;
+/// - `/reflect`: the request body sent back as it came, with the request's `Content-Type`, and
+///   what framed it in `X-Seen-Content-Length` / `X-Seen-Transfer-Encoding`; the request
+///   header `X-Reflect-Encoding` becomes the response's `Content-Encoding`, and
+///   `X-Reflect-Chunked: 1` sends the body in two chunks without `Content-Length`;
+/// - `/json/N`: `{"id": 1, "secret": "s", "filler": "x…"}` with N filler bytes (`?chunked=1`:
+///   in 1 KiB chunks without `Content-Length`);
 /// - anything else: a JSON echo of method, path, query, headers, version, body length.
 pub async fn upstream(name: &'static str) -> Upstream {
     serve_upstream(name, None).await
@@ -162,6 +168,29 @@ async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<TestB
             .body(StreamBody::new(stream).boxed())
             .expect("response"));
     }
+    if path == "/reflect" {
+        return Ok(reflect(request).await);
+    }
+    if let Some(n) = path.strip_prefix("/json/") {
+        let n: usize = n.parse().unwrap_or(10);
+        let chunked = request.uri().query() == Some("chunked=1");
+        let text = json!({"id": 1, "secret": "s", "filler": "x".repeat(n)}).to_string();
+        let builder = Response::builder().header("content-type", "application/json");
+        if !chunked {
+            return Ok(builder
+                .body(Full::new(Bytes::from(text)).boxed())
+                .expect("response"));
+        }
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = text
+            .into_bytes()
+            .chunks(1024)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let stream = futures_util::stream::iter(chunks);
+        return Ok(builder
+            .body(StreamBody::new(stream).boxed())
+            .expect("response"));
+    }
     let method = request.method().to_string();
     let query = request.uri().query().map(str::to_owned);
     let version = format!("{:?}", request.version());
@@ -185,6 +214,45 @@ async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<TestB
         h.insert("x-hop", "1".parse().expect("value"));
     }
     Ok(response)
+}
+
+/// `/reflect`: the request body back, with what framed it.
+async fn reflect(request: Request<Incoming>) -> Response<TestBody> {
+    let headers = request.headers().clone();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let seen = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned()
+    };
+    let mut builder = Response::builder()
+        .header("x-seen-content-length", seen("content-length"))
+        .header("x-seen-transfer-encoding", seen("transfer-encoding"));
+    if let Some(ct) = headers.get("content-type") {
+        builder = builder.header("content-type", ct);
+    }
+    if let Some(encoding) = headers.get("x-reflect-encoding") {
+        builder = builder.header("content-encoding", encoding);
+    }
+    if headers.get("x-reflect-chunked").is_some() {
+        let half = body.len() / 2;
+        let chunks = vec![
+            Ok::<_, Infallible>(Frame::data(body.slice(..half))),
+            Ok(Frame::data(body.slice(half..))),
+        ];
+        let stream = futures_util::stream::iter(chunks);
+        return builder
+            .body(StreamBody::new(stream).boxed())
+            .expect("response");
+    }
+    builder.body(Full::new(body).boxed()).expect("response")
 }
 
 fn tokio_stream_from<T: Send + 'static>(
