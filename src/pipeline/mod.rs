@@ -275,7 +275,7 @@ impl Gateway {
                     .forward(runtime, plan, route, request, upstream_path, conn, ctx)
                     .await?;
                 match response_transform {
-                    Some(step) => step.apply(response).await,
+                    Some(step) => Box::pin(step.apply(response)).await,
                     None => Ok(response),
                 }
             }
@@ -374,7 +374,7 @@ impl Gateway {
         }
         let mut body = RequestBody::new(body, route.max_body, ctx.bytes_in.clone());
         if let Some(transform) = transform {
-            body = transform.body(&mut parts.headers, body).await?;
+            body = Box::pin(transform.body(&mut parts.headers, body)).await?;
         }
         let upstream_request = Request::from_parts(parts, body);
 
