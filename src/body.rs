@@ -30,6 +30,9 @@ pin_project! {
         /// An upstream response body, streamed as it arrives; its connection goes back to the
         /// pool when the body has been read to its end.
         Stream { #[pin] inner: Incoming, lease: Option<Lease> },
+        /// A body the gateway began to read (to decide whether to keep it) and then passes
+        /// on: the bytes already read, then the rest.
+        Resumed { head: Option<Bytes>, rest: Pin<Box<GatewayBody>> },
     }
 }
 
@@ -49,7 +52,15 @@ impl GatewayBody {
         match self {
             Self::Empty => Some(Bytes::new()),
             Self::Full { data } => Some(data.clone().unwrap_or_default()),
-            Self::Stream { .. } => None,
+            Self::Stream { .. } | Self::Resumed { .. } => None,
+        }
+    }
+
+    /// `head`, already read from `rest`, followed by what remains of `rest`.
+    pub fn resumed(head: Bytes, rest: GatewayBody) -> Self {
+        Self::Resumed {
+            head: (!head.is_empty()).then_some(head),
+            rest: Box::pin(rest),
         }
     }
 
@@ -84,6 +95,10 @@ impl Body for GatewayBody {
                 }
                 polled.map_err(Into::into)
             }
+            GatewayBodyProj::Resumed { head, rest } => match head.take() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None => rest.as_mut().poll_frame(cx),
+            },
         }
     }
 
@@ -92,6 +107,7 @@ impl Body for GatewayBody {
             Self::Empty => true,
             Self::Full { data } => data.is_none(),
             Self::Stream { inner, .. } => inner.is_end_stream(),
+            Self::Resumed { head, rest } => head.is_none() && rest.is_end_stream(),
         }
     }
 
@@ -102,6 +118,16 @@ impl Body for GatewayBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             Self::Stream { inner, .. } => inner.size_hint(),
+            Self::Resumed { head, rest } => {
+                let head = head.as_ref().map_or(0, |h| h.len() as u64);
+                let rest = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + head);
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + head);
+                }
+                hint
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod authorize;
+pub mod cache;
 pub mod client_ip;
 pub mod cors;
 pub mod exchange;
@@ -60,6 +61,20 @@ struct RequestContext<'rt> {
     identity: Option<auth::Identity>,
     entry: Option<AccessEntry>,
     bytes_in: Option<Arc<AtomicU64>>,
+}
+
+impl RequestContext<'_> {
+    /// Notes the cache's verdict for the access log.
+    fn cached(
+        &mut self,
+        response: Response<GatewayBody>,
+        verdict: cache::Verdict,
+    ) -> Response<GatewayBody> {
+        if let Some(entry) = self.entry.as_mut() {
+            entry.cache = Some(verdict.as_str().to_owned());
+        }
+        response
+    }
 }
 
 impl Gateway {
@@ -172,7 +187,7 @@ impl Gateway {
     async fn process<'rt>(
         &self,
         runtime: &'rt Runtime,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         conn: &ConnContext,
         ctx: &mut RequestContext<'rt>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
@@ -264,8 +279,26 @@ impl Gateway {
                     identity: ctx.identity.as_ref(),
                 };
                 let upstream_path = upstream_path(plan, &path, &vars);
-                self.forward(runtime, plan, route, request, upstream_path, conn, ctx)
-                    .await
+                let cache = match &route.cache {
+                    Some(step) => match step.lookup(&request, &path, ctx.identity.as_ref()).await {
+                        cache::Lookup::Hit(hit) => return Ok(ctx.cached(hit, cache::Verdict::Hit)),
+                        cache::Lookup::Forward(pending) => Some(pending),
+                    },
+                    None => None,
+                };
+                if let Some(method) = cache.as_ref().and_then(cache::Pending::upstream_method) {
+                    *request.method_mut() = method;
+                }
+                let response = self
+                    .forward(runtime, plan, route, request, upstream_path, conn, ctx)
+                    .await?;
+                match cache {
+                    Some(pending) => {
+                        let (response, verdict) = pending.finish(response).await?;
+                        Ok(ctx.cached(response, verdict))
+                    }
+                    None => Ok(response),
+                }
             }
         }
     }
