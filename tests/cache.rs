@@ -90,7 +90,11 @@ async fn a_miss_then_a_hit_with_age() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let third = get(&gw, "/items/1").await;
     assert_eq!(third.cache(), "HIT");
-    assert_eq!(third.age.as_deref(), Some("1"), "Age counts seconds since stored");
+    assert_eq!(
+        third.age.as_deref(),
+        Some("1"),
+        "Age counts seconds since stored"
+    );
     // Another path is another entry.
     assert_eq!(get(&gw, "/items/2").await.cache(), "MISS");
     assert_eq!(up.hits(), 2);
@@ -145,7 +149,13 @@ async fn vary_headers_are_in_the_key() {
     assert_eq!(hit.cache(), "HIT");
     assert_eq!(hit.json()["headers"]["accept-language"], "fr");
     // A header not listed is not in the key.
-    let other = send(&gw, "GET", "/v", &[("accept-language", "en"), ("x-other", "1")]).await;
+    let other = send(
+        &gw,
+        "GET",
+        "/v",
+        &[("accept-language", "en"), ("x-other", "1")],
+    )
+    .await;
     assert_eq!(other.cache(), "HIT");
     assert_eq!(up.hits(), 3);
 }
@@ -302,7 +312,9 @@ async fn request_cache_control_bypasses_the_lookup() {
         "BYPASS"
     );
     assert_eq!(
-        send(&gw, "GET", "/r", &[("pragma", "no-cache")]).await.cache(),
+        send(&gw, "GET", "/r", &[("pragma", "no-cache")])
+            .await
+            .cache(),
         "BYPASS"
     );
     // no-store: fetched and not stored.
@@ -405,7 +417,11 @@ async fn concurrent_misses_make_one_upstream_request() {
         verdicts.push(cache);
         bodies.push(body);
     }
-    assert_eq!(up.hits(), 1, "one upstream request for 20 concurrent misses");
+    assert_eq!(
+        up.hits(),
+        1,
+        "one upstream request for 20 concurrent misses"
+    );
     assert_eq!(verdicts.iter().filter(|v| *v == "MISS").count(), 1);
     assert_eq!(verdicts.iter().filter(|v| *v == "HIT").count(), 19);
     assert!(bodies.iter().all(|b| *b == bodies[0]));
@@ -485,7 +501,10 @@ routes:
     for path in ["/one/a", "/one/a?v=2", "/one/b", "/two/a", "/two/b"] {
         assert_eq!(get(&gw, path).await.cache(), "MISS");
     }
-    assert_eq!(state.cache_purge(CachePurge::Path("/one/a".into())).await, 2);
+    assert_eq!(
+        state.cache_purge(CachePurge::Path("/one/a".into())).await,
+        2
+    );
     assert_eq!(get(&gw, "/one/a").await.cache(), "MISS");
     assert_eq!(get(&gw, "/one/b").await.cache(), "HIT");
     assert_eq!(state.cache_purge(CachePurge::Route("two".into())).await, 2);
@@ -502,7 +521,13 @@ async fn max_memory_bounds_the_entries() {
     let gw = cached(&up, "{ max_memory: 16KiB }").await;
     let state = gw.gateway().state().clone();
     for i in 0..40 {
-        let reply = send(&gw, "GET", &format!("/mem/{i}"), &[("x-reply-size", "1000")]).await;
+        let reply = send(
+            &gw,
+            "GET",
+            &format!("/mem/{i}"),
+            &[("x-reply-size", "1000")],
+        )
+        .await;
         assert_eq!(reply.cache(), "MISS");
     }
     let usage = state.cache_usage("cached").await.expect("a cache");
@@ -535,7 +560,11 @@ async fn reloads_keep_entries_unless_the_settings_change() {
     let changed =
         gatehouse::config::load_str("test.yaml", &config(&up, "{ ttl: 30s }")).expect("config");
     gw.apply(&changed).expect("reload");
-    assert_eq!(get(&gw, "/k").await.cache(), "MISS", "new settings: a new cache");
+    assert_eq!(
+        get(&gw, "/k").await.cache(),
+        "MISS",
+        "new settings: a new cache"
+    );
 }
 
 #[tokio::test]
@@ -544,4 +573,21 @@ async fn routes_without_cache_have_no_x_cache() {
     let gw = common::proxy_all(&up.url()).await;
     let reply = get(&gw, "/plain").await;
     assert_eq!(reply.x_cache, None);
+}
+
+#[test]
+fn cache_settings_are_checked() {
+    let yaml = |settings: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nservices:\n  echo: {{ url: \"http://127.0.0.1:1\" }}\nroutes:\n  - {{ path: /**, service: echo, plugins: {{ cache: {settings} }} }}\n"
+        )
+    };
+    let errors = |settings: &str| match gatehouse::config::load_str("g.yaml", &yaml(settings)) {
+        Ok(_) => String::new(),
+        Err(errors) => errors.to_string(),
+    };
+    assert_eq!(errors("{ ttl: 10s, vary_query: [page] }"), "");
+    assert!(errors("{ ttl: 0s }").contains("`ttl` must be more than 0"));
+    assert!(errors("{ store: cluster }").contains("`store: cluster` needs `cluster.redis`"));
+    assert!(errors("{ statuses: [700] }").contains("not between 100 and 599"));
 }

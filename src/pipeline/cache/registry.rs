@@ -33,8 +33,11 @@ pub struct CacheUsage {
 /// cache of a route removed from the config goes when the last runtime using it does.
 #[derive(Default)]
 pub struct Caches {
-    routes: Mutex<HashMap<Arc<str>, Vec<(String, Weak<RouteCache>)>>>,
+    routes: Mutex<HashMap<Arc<str>, Vec<Made>>>,
 }
+
+/// A route's cache and the settings (fingerprint) it was made for.
+type Made = (String, Weak<RouteCache>);
 
 impl Caches {
     /// The cache of `route`: the existing one when it was made for the same `fingerprint`
