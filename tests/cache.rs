@@ -591,3 +591,32 @@ fn cache_settings_are_checked() {
     assert!(errors("{ store: cluster }").contains("`store: cluster` needs `cluster.redis`"));
     assert!(errors("{ statuses: [700] }").contains("not between 100 and 599"));
 }
+
+#[tokio::test]
+async fn the_access_log_has_the_verdict() {
+    let up = upstream("a").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let gw = gateway(&format!(
+        "listen: 127.0.0.1:0\nobservability: {{ access_log: \"{}\" }}\nservices:\n  echo: {{ url: \"{}\" }}\nroutes:\n  - {{ path: /**, service: echo, plugins: {{ cache: {{}} }} }}\n",
+        log.display(),
+        up.url()
+    ))
+    .await;
+    get(&gw, "/l").await;
+    get(&gw, "/l").await;
+    send(&gw, "POST", "/l", &[]).await;
+    let mut verdicts = Vec::new();
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        verdicts = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["cache"].clone())
+            .collect();
+        if verdicts.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(verdicts, ["MISS", "HIT", "BYPASS"]);
+}
