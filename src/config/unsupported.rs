@@ -81,7 +81,6 @@ fn plugins(p: &Plugins, key: &mut dyn FnMut(&str, Option<Location>)) {
     key("rate_limit", on(&p.rate_limit));
     key("request_transform", on(&p.request_transform));
     key("response_transform", on(&p.response_transform));
-    // `store: cluster` needs `cluster`, which is reported above.
 }
 
 /// A balancing algorithm as written in the file.
