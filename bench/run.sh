@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: Gatehouse against nginx in front of the same upstream.
 #
-#   bench/run.sh [proxy|tls|routes|memory|jwt|all]    (default: proxy)
+#   bench/run.sh [proxy|tls|routes|memory|jwt|cache|all]    (default: proxy)
 #
 # Environment overrides:
 #   ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 WARMUP=3s
@@ -28,13 +28,13 @@ WRK_ARGS=()
 EXPECTED_BODY='{"id":42,"name":"Ada Lovelace","email":"ada@example.com","role":"admin","team":"core","active":true}'
 
 case "$MODE" in
-  proxy | tls | routes | memory | jwt | all) ;;
+  proxy | tls | routes | memory | jwt | cache | all) ;;
   -h | --help | help)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|tls|routes|memory|jwt|all]" >&2
+    echo "usage: $0 [proxy|tls|routes|memory|jwt|cache|all]" >&2
     exit 2
     ;;
 esac
@@ -679,6 +679,55 @@ EOF
   stop "$GATEHOUSE_PID"
 }
 
+# cache: nginx proxying (no cache) vs Gatehouse answering the same route from its cache, and
+# Gatehouse's fill path (`Cache-Control: no-cache`: fetched, buffered and stored each time).
+mode_cache() {
+  say ""
+  say "## cache: nginx proxying vs gatehouse with cache (ttl 1h), GET $BENCH_PATH"
+  local nginx_port gh_port config=$TMP/gatehouse-cache.yaml tput p99 verdict
+  free_port nginx_port
+  free_port gh_port
+  start_nginx "$nginx_port"
+  cat >"$config" <<EOF
+listen: 127.0.0.1:$gh_port
+observability: { access_log: off }
+services:
+  users: { url: http://127.0.0.1:$UPSTREAM_PORT }
+routes:
+  - path: /api/v1/users/**
+    service: users
+    strip_prefix: /api/v1
+    plugins:
+      cache: { ttl: 1h }
+EOF
+  start_gatehouse "$config" "$gh_port"
+  verdict=$(curl -s -o /dev/null -D - "http://127.0.0.1:$gh_port$BENCH_PATH" | tr -d '\r' |
+    awk -F': ' 'tolower($1) == "x-cache" { print $2 }')
+  [[ $verdict == HIT ]] || die "gatehouse cache: the second request answered X-Cache: '$verdict', not HIT"
+
+  say ""
+  say "### hits (the upstream is not contacted)"
+  compare nginx "$nginx_port" gatehouse-cache-hit "$gh_port"
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+  say ""
+  say "gatehouse-hit/nginx throughput: ${tput}x  (target > 1.0: $(verdict "$tput > 1.0"))"
+  say "gatehouse-hit/nginx p99:        ${p99}x"
+
+  say ""
+  say "### fill path (Cache-Control: no-cache: every request fetched, buffered and stored)"
+  COMPARE_HEADER_B="Cache-Control: no-cache" \
+    compare nginx "$nginx_port" gatehouse-cache-fill "$gh_port"
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+  say ""
+  say "gatehouse-fill/nginx throughput: ${tput}x"
+  say "gatehouse-fill/nginx p99:        ${p99}x"
+
+  stop "$GATEHOUSE_PID"
+  stop "$NGINX_PID"
+}
+
 start_upstream
 case "$MODE" in
   proxy) mode_proxy ;;
@@ -686,12 +735,14 @@ case "$MODE" in
   routes) mode_routes ;;
   memory) mode_memory ;;
   jwt) mode_jwt ;;
+  cache) mode_cache ;;
   all)
     mode_proxy
     mode_tls
     mode_routes
     mode_memory
     mode_jwt
+    mode_cache
     ;;
 esac
 say ""

@@ -79,7 +79,6 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
 /// The unsupported plugins of one `plugins:` map (`NAME: false` is accepted for any plugin).
 fn plugins(p: &Plugins, key: &mut dyn FnMut(&str, Option<Location>)) {
     key("rate_limit", on(&p.rate_limit));
-    key("cache", on(&p.cache));
 }
 
 /// A balancing algorithm as written in the file.

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod authorize;
+pub mod cache;
 pub mod client_ip;
 pub mod cors;
 pub mod exchange;
@@ -63,6 +64,20 @@ struct RequestContext<'rt> {
     request_transform: Option<transform::PreparedRequest<'rt>>,
     entry: Option<AccessEntry>,
     bytes_in: Option<Arc<AtomicU64>>,
+}
+
+impl RequestContext<'_> {
+    /// Notes the cache's verdict for the access log.
+    fn cached(
+        &mut self,
+        response: Response<GatewayBody>,
+        verdict: cache::Verdict,
+    ) -> Response<GatewayBody> {
+        if let Some(entry) = self.entry.as_mut() {
+            entry.cache = Some(verdict.as_str().to_owned());
+        }
+        response
+    }
 }
 
 impl Gateway {
@@ -176,7 +191,7 @@ impl Gateway {
     async fn process<'rt>(
         &self,
         runtime: &'rt Runtime,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         conn: &ConnContext,
         ctx: &mut RequestContext<'rt>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
@@ -271,9 +286,34 @@ impl Gateway {
                 ctx.request_transform = route.request_transform.as_ref().map(|t| t.prepare(&vars));
                 let response_transform =
                     route.response_transform.as_ref().map(|t| t.prepare(&vars));
+                // `cache` sits before the upstream; `response_transform` after it, so it
+                // also applies to what the cache serves.
+                let cache = match &route.cache {
+                    Some(step) => match step.lookup(&request, &path, ctx.identity.as_ref()).await {
+                        cache::Lookup::Hit(hit) => {
+                            let response = ctx.cached(hit, cache::Verdict::Hit);
+                            return match response_transform {
+                                Some(step) => Box::pin(step.apply(response)).await,
+                                None => Ok(response),
+                            };
+                        }
+                        cache::Lookup::Forward(pending) => Some(pending),
+                    },
+                    None => None,
+                };
+                if let Some(method) = cache.as_ref().and_then(cache::Pending::upstream_method) {
+                    *request.method_mut() = method;
+                }
                 let response = self
                     .forward(runtime, plan, route, request, upstream_path, conn, ctx)
                     .await?;
+                let response = match cache {
+                    Some(pending) => {
+                        let (response, verdict) = pending.finish(response).await?;
+                        ctx.cached(response, verdict)
+                    }
+                    None => response,
+                };
                 match response_transform {
                     Some(step) => Box::pin(step.apply(response)).await,
                     None => Ok(response),

@@ -8,6 +8,7 @@ use http::{HeaderValue, StatusCode};
 
 use crate::pipeline::auth::AuthStep;
 use crate::pipeline::authorize::Authorize;
+use crate::pipeline::cache::CacheStep;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
 use crate::pipeline::security_headers::SecurityHeaders;
@@ -35,6 +36,8 @@ pub struct RoutePlan {
     pub request_transform: Option<RequestTransform>,
     /// Changes to the upstream's response (status, headers, JSON body).
     pub response_transform: Option<ResponseTransform>,
+    /// Response caching (forwarding routes only).
+    pub cache: Option<CacheStep>,
     /// Response headers step, when enabled for the route.
     pub security_headers: Option<SecurityHeaders>,
 }

@@ -13,6 +13,7 @@ use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSess
 use crate::observability::access_log::AccessLog;
 use crate::pipeline::auth::jwks::JwksRegistry;
 use crate::pipeline::auth::revocation::Revocations;
+use crate::pipeline::cache::{CachePurge, CacheUsage, Caches};
 use crate::upstream::ClientPools;
 
 /// How long a request to an identity provider may take.
@@ -27,6 +28,8 @@ pub struct State {
     pub revocations: Arc<Revocations>,
     /// JWKS key sets by URL (`jwt.jwks_url`), kept warm across reloads.
     pub jwks: JwksRegistry,
+    /// Response caches by route name (`cache`), kept across reloads with the same settings.
+    pub caches: Caches,
     /// The HTTP client for identity providers (JWKS, introspection), built on first use.
     idp_client: Mutex<Option<reqwest::Client>>,
     /// The port of the first TLS listener bound at start-up (0: none), for `redirect_http`.
@@ -89,6 +92,17 @@ impl State {
         );
         *sessions = Some(made.clone());
         Ok(made)
+    }
+
+    /// Purges cached responses: all, a route's, or a path's (in every route). Returns how
+    /// many entries were removed.
+    pub async fn cache_purge(&self, purge: CachePurge) -> usize {
+        self.caches.purge(&purge).await
+    }
+
+    /// The entries and bytes of the cache of the route named `route`.
+    pub async fn cache_usage(&self, route: &str) -> Option<CacheUsage> {
+        self.caches.usage(route).await
     }
 
     /// The access log writing to stdout (one writer per process).

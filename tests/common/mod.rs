@@ -62,6 +62,10 @@ impl Upstream {
 /// - `/json/N`: `{"id": 1, "secret": "s", "filler": "x…"}` with N filler bytes (`?chunked=1`:
 ///   in 1 KiB chunks without `Content-Length`);
 /// - anything else: a JSON echo of method, path, query, headers, version, body length.
+///
+/// Request headers shape any answer: `X-Reply-Cache-Control` and `X-Reply-Set-Cookie` come
+/// back as `Cache-Control` and `Set-Cookie`; `X-Reply-Size: N` answers N bytes of `x` (with
+/// `Content-Length`) instead of the echo.
 pub async fn upstream(name: &'static str) -> Upstream {
     serve_upstream(name, None).await
 }
@@ -128,6 +132,30 @@ fn json_response(status: StatusCode, value: Value) -> Response<TestBody> {
 }
 
 async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
+    let reply = |header: &str| request.headers().get(header).cloned();
+    let cache_control = reply("x-reply-cache-control");
+    let set_cookie = reply("x-reply-set-cookie");
+    let size = reply("x-reply-size").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let mut response = match size {
+        Some(size) => Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Full::new(Bytes::from(vec![b'x'; size])).boxed())
+            .expect("response"),
+        None => answer_by_path(name, request).await?,
+    };
+    if let Some(value) = cache_control {
+        response.headers_mut().insert("cache-control", value);
+    }
+    if let Some(value) = set_cookie {
+        response.headers_mut().insert("set-cookie", value);
+    }
+    Ok(response)
+}
+
+async fn answer_by_path(
+    name: &str,
+    request: Request<Incoming>,
+) -> Result<Response<TestBody>, Infallible> {
     let path = request.uri().path().to_owned();
     if path == "/hang" {
         tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -5,7 +5,7 @@ use serde_saphyr::Spanned;
 
 use super::Checker;
 use crate::config::auth::Auth;
-use crate::config::plugins::{Cors, Plugins, RateLimit};
+use crate::config::plugins::{Cors, Plugins, RateLimit, Store};
 use crate::config::shapes::PluginSetting;
 
 impl Checker<'_> {
@@ -38,14 +38,23 @@ impl Checker<'_> {
             self.rate_limit(rate_limit.referenced, settings);
         }
         if let Some(cache) = settings(&plugins.cache) {
+            let at = plugins
+                .cache
+                .as_ref()
+                .map_or(serde_saphyr::Location::UNKNOWN, |c| c.referenced);
             for status in &cache.statuses {
                 if !(100..=599).contains(status) {
-                    let at = plugins.cache.as_ref().map(|c| c.referenced);
                     self.error(
-                        at.unwrap_or(serde_saphyr::Location::UNKNOWN),
+                        at,
                         format!("cache status {status} is not between 100 and 599"),
                     );
                 }
+            }
+            if cache.ttl.0.is_zero() {
+                self.error(at, "cache `ttl` must be more than 0");
+            }
+            if cache.store == Store::Cluster && self.config.cluster.is_none() {
+                self.error(at, "cache `store: cluster` needs `cluster.redis`");
             }
         }
     }

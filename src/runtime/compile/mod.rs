@@ -23,7 +23,7 @@ use crate::pipeline::redirect::HttpsRedirect;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
 use crate::upstream::{ServiceRuntime, Target, UpstreamProtocol};
-use plugins::{compile_steps, security_headers, transforms};
+use plugins::{RouteOf, cache, compile_steps, security_headers, transforms};
 
 /// What [`compile`] gives: a runtime ready to swap in, or every error found.
 pub type CompileOutcome = Result<Runtime, ConfigErrors>;
@@ -384,9 +384,23 @@ fn compile_route(
         return None;
     };
 
+    let cache = match &action {
+        RouteAction::Forward(forward) => {
+            let scope = format!("{:?} {:?}", r.hosts, r.methods);
+            let route = RouteOf {
+                name: &name,
+                scope: &scope,
+                has_auth: steps.auth.is_some(),
+                timeout: forward.timeout,
+            };
+            cache(levels, &route, auth_cx.state, errors)
+        }
+        RouteAction::Respond(_) => None,
+    };
     let plan = RoutePlan {
         name,
         max_body,
+        cache,
         action,
         ip_filter: steps.ip_filter,
         cors: steps.cors,

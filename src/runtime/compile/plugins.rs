@@ -9,10 +9,12 @@ use super::Errors;
 use crate::config::{self, HeaderSetting, Location, PluginSetting, Spanned, effective_plugin};
 use crate::pipeline::auth::{AuthContext, AuthStep};
 use crate::pipeline::authorize::Authorize;
+use crate::pipeline::cache::CacheStep;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
 use crate::pipeline::security_headers::SecurityHeaders;
 use crate::pipeline::transform::{RequestTransform, ResponseTransform};
+use crate::runtime::State;
 
 /// The settings of a plugin entry that is on, with its location.
 fn on<T>(entry: Option<&Spanned<PluginSetting<T>>>) -> Option<(&T, Location)> {
@@ -92,6 +94,35 @@ pub(super) fn transforms(
         errors.at(location, message);
     }
     (request, response)
+}
+
+/// What the `cache` step needs to know of its route.
+pub(super) struct RouteOf<'a> {
+    pub(super) name: &'a str,
+    /// Tells apart unnamed routes of one pattern.
+    pub(super) scope: &'a str,
+    pub(super) has_auth: bool,
+    pub(super) timeout: std::time::Duration,
+}
+
+/// The `cache` step of a forwarding route, with its cache from `state`.
+pub(super) fn cache(
+    levels: [Option<&config::Plugins>; 3],
+    route: &RouteOf<'_>,
+    state: &State,
+    errors: &mut Errors<'_>,
+) -> Option<CacheStep> {
+    let (settings, at) = on(effective_plugin(levels, |p| &p.cache))?;
+    CacheStep::compile(
+        route.name,
+        route.scope,
+        settings,
+        route.has_auth,
+        route.timeout,
+        &state.caches,
+    )
+    .map_err(|message| errors.at(at, format!("invalid `cache`: {message}")))
+    .ok()
 }
 
 pub(super) fn security_headers(

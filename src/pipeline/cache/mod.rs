@@ -1,0 +1,296 @@
+//! The `cache` step (SPEC §3.8): answers from stored upstream responses, stores cacheable
+//! misses, collapses concurrent misses into one upstream request and invalidates a path on a
+//! successful write through the route.
+//!
+//! It sits between `request_transform` and the upstream: [`CacheStep::lookup`] runs before
+//! forwarding and either answers (a hit) or gives a [`Pending`] that sees the upstream's
+//! response ([`Pending::finish`]) and stores it when it may.
+
+mod fill;
+pub mod key;
+pub mod policy;
+mod registry;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{HeaderName, Method, Request, Response, StatusCode};
+use tokio::sync::watch;
+
+use crate::body::GatewayBody;
+use crate::config;
+use crate::pipeline::auth::Identity;
+
+pub use fill::Pending;
+pub use key::{CacheKey, KeySpec, QueryVary};
+pub use registry::{CachePurge, CacheUsage, Caches};
+pub use store::{CacheStore, CachedResponse, LocalStore};
+
+use fill::PendingKind;
+use policy::RequestDirective;
+
+/// `X-Cache`: the cache's verdict on a response.
+pub static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// The cache's verdict, for `X-Cache` and the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Answered from the cache.
+    Hit,
+    /// Looked up, not found: fetched from the upstream (and stored when it may be).
+    Miss,
+    /// The cache was not used: a method it does not cache, a request asking for a fresh
+    /// answer, or a response that may not be stored.
+    Bypass,
+}
+
+impl Verdict {
+    /// `HIT`, `MISS` or `BYPASS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// One route's cache: its store and the fetches in flight.
+pub struct RouteCache {
+    store: LocalStore,
+    in_flight: Mutex<HashMap<CacheKey, watch::Receiver<()>>>,
+}
+
+impl RouteCache {
+    /// A cache of `max_memory` bytes; see [`LocalStore::new`].
+    pub fn new(max_memory: u64, max_ttl: Duration, max_fetch: Duration) -> Self {
+        Self {
+            store: LocalStore::new(max_memory, max_ttl, max_fetch),
+            in_flight: Mutex::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &LocalStore {
+        &self.store
+    }
+}
+
+/// The compiled `cache` settings of a route, with its cache.
+pub struct CacheStep {
+    cache: Arc<RouteCache>,
+    key: KeySpec,
+    methods: Vec<Method>,
+    statuses: Vec<StatusCode>,
+    ttl: Duration,
+    max_body: u64,
+    respect_cache_control: bool,
+    /// How long a collapsed request waits for the one fetching (the route's timeout).
+    wait: Duration,
+}
+
+/// What the step decided before forwarding.
+pub enum Lookup {
+    /// Answered from the cache.
+    Hit(Response<GatewayBody>),
+    /// Forward, then hand the upstream's response to [`Pending::finish`].
+    Forward(Pending),
+}
+
+impl CacheStep {
+    /// Compiles `settings` for the route `route` (which authenticates when `has_auth`),
+    /// taking the route's cache from `caches` (kept when the settings are unchanged).
+    /// `scope` tells apart unnamed routes of one pattern (their hosts and methods).
+    pub fn compile(
+        route: &str,
+        scope: &str,
+        settings: &config::Cache,
+        has_auth: bool,
+        timeout: Duration,
+        caches: &Caches,
+    ) -> Result<Self, String> {
+        let mut methods = Vec::with_capacity(settings.methods.len());
+        for method in &settings.methods {
+            methods.push(
+                Method::from_bytes(method.0.as_bytes())
+                    .map_err(|_| format!("invalid method `{}`", method.0))?,
+            );
+        }
+        let mut statuses = Vec::with_capacity(settings.statuses.len());
+        for status in &settings.statuses {
+            let status =
+                StatusCode::from_u16(*status).map_err(|_| format!("invalid status {status}"))?;
+            if !status.is_server_error() {
+                statuses.push(status);
+            }
+        }
+        let mut headers = Vec::with_capacity(settings.vary_headers.len());
+        for name in &settings.vary_headers {
+            headers.push(
+                HeaderName::from_bytes(name.0.as_bytes())
+                    .map_err(|_| format!("invalid header name `{}`", name.0))?,
+            );
+        }
+        let per_consumer = match settings.per_consumer {
+            config::PerConsumer::Auto => has_auth,
+            config::PerConsumer::Yes => true,
+            config::PerConsumer::No => false,
+        };
+        let key = KeySpec {
+            query: match &settings.vary_query {
+                config::VaryQuery::All => QueryVary::All,
+                config::VaryQuery::None => QueryVary::None,
+                config::VaryQuery::Only(names) => QueryVary::Only(names.clone()),
+            },
+            headers,
+            per_consumer,
+        };
+        let ttl = settings.ttl.0;
+        let fingerprint = format!("{scope} {settings:?} per_consumer={per_consumer}");
+        let cache = caches.route_cache(route, &fingerprint, || {
+            RouteCache::new(settings.max_memory.0, ttl, timeout)
+        });
+        Ok(Self {
+            cache,
+            key,
+            methods,
+            statuses,
+            ttl,
+            max_body: settings.max_body.0,
+            respect_cache_control: settings.respect_cache_control,
+            wait: timeout,
+        })
+    }
+
+    /// Looks the request up: a hit answers; otherwise the request goes upstream (a HEAD miss
+    /// as a GET, so that its answer can fill GET's entry: see [`Pending::upstream_method`])
+    /// and its answer comes back through [`Pending::finish`]. Concurrent misses for one key
+    /// wait for the first one's answer.
+    pub async fn lookup<B>(
+        &self,
+        request: &Request<B>,
+        path: &str,
+        identity: Option<&Identity>,
+    ) -> Lookup {
+        let method = request.method();
+        let cached_method = self.methods.contains(method);
+        if !cached_method {
+            let kind = if is_write(method) {
+                PendingKind::Write {
+                    cache: self.cache.clone(),
+                    path: path.into(),
+                }
+            } else {
+                PendingKind::Bypass
+            };
+            return Lookup::Forward(Pending::new(kind));
+        }
+        let directive = if self.respect_cache_control {
+            policy::request_directive(request.headers())
+        } else {
+            RequestDirective::Normal
+        };
+        if directive == RequestDirective::NoStore {
+            return Lookup::Forward(Pending::new(PendingKind::Bypass));
+        }
+        let consumer = identity.and_then(|i| i.consumer.as_deref().or(i.user_id.as_deref()));
+        let key = self.key.key(
+            method,
+            path,
+            request.uri().query(),
+            request.headers(),
+            consumer,
+        );
+        let head = method == Method::HEAD;
+        let store = &self.cache.store;
+        // Taken before anything goes upstream: a write to the path from now on makes this
+        // fetch's answer invalid.
+        let stamp = store.stamp();
+        let mut verdict = Verdict::Miss;
+        let mut leader = None;
+        if directive == RequestDirective::Refresh {
+            verdict = Verdict::Bypass;
+        } else {
+            if let Some(entry) = store.get(&key).await {
+                return Lookup::Hit(fill::hit_response(&entry, head));
+            }
+            match self.join_or_lead(&key) {
+                Ok(lead) => {
+                    // The previous fetch may have stored its answer just before leaving.
+                    if let Some(entry) = store.get(&key).await {
+                        return Lookup::Hit(fill::hit_response(&entry, head));
+                    }
+                    leader = Some(lead);
+                }
+                Err(mut waiting) => {
+                    let _ = tokio::time::timeout(self.wait, waiting.changed()).await;
+                    if let Some(entry) = store.get(&key).await {
+                        return Lookup::Hit(fill::hit_response(&entry, head));
+                    }
+                    // The answer could not be stored: fetch our own.
+                }
+            }
+        }
+        Lookup::Forward(Pending::new(PendingKind::Fill(Box::new(fill::Fill {
+            cache: self.cache.clone(),
+            key,
+            stamp,
+            head,
+            verdict,
+            statuses: self.statuses.clone(),
+            ttl: self.ttl,
+            max_body: self.max_body,
+            respect_cache_control: self.respect_cache_control,
+            _leader: leader,
+        }))))
+    }
+
+    /// Becomes the one fetching `key` (the guard ends that), or gets the fetch to wait for.
+    fn join_or_lead(&self, key: &CacheKey) -> Result<Leader, watch::Receiver<()>> {
+        let mut in_flight = self
+            .cache
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(waiting) = in_flight.get(key) {
+            return Err(waiting.clone());
+        }
+        let (done, waiting) = watch::channel(());
+        in_flight.insert(key.clone(), waiting);
+        Ok(Leader {
+            cache: self.cache.clone(),
+            key: key.clone(),
+            _done: done,
+        })
+    }
+}
+
+/// The request fetching a key for others: when it ends (stored, not storable, failed or
+/// cancelled), those waiting look again.
+pub(crate) struct Leader {
+    cache: Arc<RouteCache>,
+    key: CacheKey,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .cache
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        in_flight.remove(&self.key);
+        // `_done` drops after this: the waiting see the channel close.
+    }
+}
+
+/// Methods whose success invalidates the path's entries.
+fn is_write(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}

@@ -1,0 +1,228 @@
+//! The `Cache-Control` rules of the cache (SPEC §3.8): what a request asks of the cache and
+//! whether, and for how long, a response may be stored.
+
+use std::time::Duration;
+
+use http::header::{CACHE_CONTROL, PRAGMA, SET_COOKIE};
+use http::{HeaderMap, StatusCode};
+
+/// What a request's `Cache-Control` (or `Pragma: no-cache`) asks of the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestDirective {
+    /// Nothing special: look up, store on a miss.
+    Normal,
+    /// `no-cache` or `max-age=0`: skip the lookup, but the fresh answer may be stored.
+    Refresh,
+    /// `no-store`: skip the lookup and store nothing.
+    NoStore,
+}
+
+/// Reads the request's cache directives (only called when `respect_cache_control` is on).
+pub fn request_directive(headers: &HeaderMap) -> RequestDirective {
+    let mut directive = RequestDirective::Normal;
+    let mut saw_cache_control = false;
+    for value in headers.get_all(CACHE_CONTROL) {
+        saw_cache_control = true;
+        for (name, arg) in directives(value.as_bytes()) {
+            if name.eq_ignore_ascii_case("no-store") {
+                return RequestDirective::NoStore;
+            }
+            if name.eq_ignore_ascii_case("no-cache")
+                || (name.eq_ignore_ascii_case("max-age") && arg.map(str::trim) == Some("0"))
+            {
+                directive = RequestDirective::Refresh;
+            }
+        }
+    }
+    // HTTP/1.0 clients: `Pragma: no-cache` counts only without `Cache-Control`.
+    if !saw_cache_control
+        && headers
+            .get_all(PRAGMA)
+            .iter()
+            .flat_map(|v| directives(v.as_bytes()))
+            .any(|(name, _)| name.eq_ignore_ascii_case("no-cache"))
+    {
+        directive = RequestDirective::Refresh;
+    }
+    directive
+}
+
+/// Why a response is not stored (or `Store` with its time to live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storable {
+    /// Store it for this long.
+    Store(Duration),
+    /// Its status is not one the route caches (5xx never are).
+    Status,
+    /// It sets a cookie.
+    SetCookie,
+    /// `Cache-Control: private` or `no-store`.
+    Private,
+    /// `Cache-Control: no-cache`, or `max-age=0`/`s-maxage=0` (with `respect_cache_control`).
+    MustRevalidate,
+}
+
+/// Decides whether a response may be stored and for how long: `ttl` capped by the response's
+/// `s-maxage` (or else `max-age`) when `respect` is on.
+pub fn storable(
+    status: StatusCode,
+    headers: &HeaderMap,
+    statuses: &[StatusCode],
+    ttl: Duration,
+    respect: bool,
+) -> Storable {
+    if status.is_server_error() || !statuses.contains(&status) {
+        return Storable::Status;
+    }
+    if headers.contains_key(SET_COOKIE) {
+        return Storable::SetCookie;
+    }
+    let mut max_age = None;
+    let mut s_maxage = None;
+    let mut no_cache = false;
+    for value in headers.get_all(CACHE_CONTROL) {
+        for (name, arg) in directives(value.as_bytes()) {
+            let seconds = || {
+                arg.and_then(|a| a.trim().trim_matches('"').parse::<u64>().ok())
+                    .map(Duration::from_secs)
+            };
+            if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("private") {
+                return Storable::Private;
+            } else if name.eq_ignore_ascii_case("no-cache") {
+                no_cache = true;
+            } else if name.eq_ignore_ascii_case("s-maxage") {
+                // A malformed value counts as 0: stale at once (RFC 9111 §4.2.1).
+                s_maxage = Some(seconds().unwrap_or_default());
+            } else if name.eq_ignore_ascii_case("max-age") {
+                max_age = Some(seconds().unwrap_or_default());
+            }
+        }
+    }
+    if !respect {
+        return Storable::Store(ttl);
+    }
+    if no_cache {
+        return Storable::MustRevalidate;
+    }
+    match s_maxage.or(max_age) {
+        Some(limit) if limit.is_zero() => Storable::MustRevalidate,
+        Some(limit) => Storable::Store(ttl.min(limit)),
+        None => Storable::Store(ttl),
+    }
+}
+
+/// The directives of one `Cache-Control` value: `(name, argument)` pairs.
+fn directives(value: &[u8]) -> impl Iterator<Item = (&str, Option<&str>)> {
+    std::str::from_utf8(value)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|part| {
+            let part = part.trim();
+            if part.is_empty() {
+                return None;
+            }
+            Some(match part.split_once('=') {
+                Some((name, arg)) => (name.trim(), Some(arg)),
+                None => (part, None),
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    fn decide(pairs: &[(&'static str, &'static str)], respect: bool) -> Storable {
+        storable(
+            StatusCode::OK,
+            &headers(pairs),
+            &[StatusCode::OK, StatusCode::NOT_FOUND],
+            TTL,
+            respect,
+        )
+    }
+
+    #[test]
+    fn request_directives() {
+        let read = |pairs| request_directive(&headers(pairs));
+        assert_eq!(read(&[]), RequestDirective::Normal);
+        assert_eq!(
+            read(&[("cache-control", "max-age=60")]),
+            RequestDirective::Normal
+        );
+        assert_eq!(
+            read(&[("cache-control", "No-Cache")]),
+            RequestDirective::Refresh
+        );
+        assert_eq!(
+            read(&[("cache-control", "max-age=0")]),
+            RequestDirective::Refresh
+        );
+        assert_eq!(
+            read(&[("cache-control", "no-cache, no-store")]),
+            RequestDirective::NoStore
+        );
+        assert_eq!(read(&[("pragma", "no-cache")]), RequestDirective::Refresh);
+        assert_eq!(
+            read(&[("pragma", "no-cache"), ("cache-control", "max-age=5")]),
+            RequestDirective::Normal
+        );
+    }
+
+    #[test]
+    fn statuses_and_errors() {
+        let statuses = [StatusCode::OK, StatusCode::INTERNAL_SERVER_ERROR];
+        let empty = HeaderMap::new();
+        let of = |status| storable(status, &empty, &statuses, TTL, true);
+        assert_eq!(of(StatusCode::OK), Storable::Store(TTL));
+        assert_eq!(of(StatusCode::CREATED), Storable::Status);
+        assert_eq!(of(StatusCode::INTERNAL_SERVER_ERROR), Storable::Status);
+    }
+
+    #[test]
+    fn never_stored_whatever_the_setting() {
+        for respect in [true, false] {
+            assert_eq!(
+                decide(&[("set-cookie", "a=b")], respect),
+                Storable::SetCookie
+            );
+            assert_eq!(
+                decide(&[("cache-control", "private")], respect),
+                Storable::Private
+            );
+            assert_eq!(
+                decide(&[("cache-control", "public, no-store")], respect),
+                Storable::Private
+            );
+        }
+    }
+
+    #[test]
+    fn max_age_caps_the_ttl() {
+        let cc = |v: &'static str| decide(&[("cache-control", v)], true);
+        assert_eq!(cc("max-age=5"), Storable::Store(Duration::from_secs(5)));
+        assert_eq!(cc("max-age=3600"), Storable::Store(TTL));
+        assert_eq!(
+            cc("max-age=30, s-maxage=10"),
+            Storable::Store(Duration::from_secs(10))
+        );
+        assert_eq!(cc("max-age=0"), Storable::MustRevalidate);
+        assert_eq!(cc("max-age=junk"), Storable::MustRevalidate);
+        assert_eq!(cc("no-cache"), Storable::MustRevalidate);
+        assert_eq!(
+            decide(&[("cache-control", "no-cache, max-age=5")], false),
+            Storable::Store(TTL)
+        );
+    }
+}
