@@ -13,6 +13,7 @@ use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSess
 use crate::observability::access_log::AccessLog;
 use crate::pipeline::auth::jwks::JwksRegistry;
 use crate::pipeline::auth::revocation::Revocations;
+use crate::store::local::LocalStore;
 use crate::upstream::ClientPools;
 
 /// How long a request to an identity provider may take.
@@ -27,6 +28,8 @@ pub struct State {
     pub revocations: Arc<Revocations>,
     /// JWKS key sets by URL (`jwt.jwks_url`), kept warm across reloads.
     pub jwks: JwksRegistry,
+    /// Rate-limit counters (`rate_limit`), by scope, limit and algorithm.
+    pub rate_limits: Arc<LocalStore>,
     /// The HTTP client for identity providers (JWKS, introspection), built on first use.
     idp_client: Mutex<Option<reqwest::Client>>,
     /// The port of the first TLS listener bound at start-up (0: none), for `redirect_http`.
