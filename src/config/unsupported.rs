@@ -78,7 +78,6 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
 
 /// The unsupported plugins of one `plugins:` map (`NAME: false` is accepted for any plugin).
 fn plugins(p: &Plugins, key: &mut dyn FnMut(&str, Option<Location>)) {
-    key("rate_limit", on(&p.rate_limit));
     key("request_transform", on(&p.request_transform));
     key("response_transform", on(&p.response_transform));
     key("cache", on(&p.cache));

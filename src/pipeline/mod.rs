@@ -12,6 +12,7 @@ pub mod cors;
 pub mod exchange;
 pub mod forward;
 pub mod ip_filter;
+pub mod rate_limit;
 pub mod redirect;
 pub mod request_id;
 pub mod security_headers;
@@ -58,6 +59,8 @@ struct RequestContext<'rt> {
     preflight: bool,
     /// Who the request is from, once `auth` accepted a credential.
     identity: Option<auth::Identity>,
+    /// The `rate_limit` check, for its response headers.
+    rate_limit: Option<rate_limit::RateOutcome<'rt>>,
     entry: Option<AccessEntry>,
     bytes_in: Option<Arc<AtomicU64>>,
 }
@@ -111,6 +114,7 @@ impl Gateway {
             origin: None,
             preflight: false,
             identity: None,
+            rate_limit: None,
             entry,
             bytes_in: None,
         };
@@ -130,6 +134,9 @@ impl Gateway {
         };
 
         // Response steps, in SPEC order.
+        if let Some(outcome) = &ctx.rate_limit {
+            outcome.apply(response.headers_mut());
+        }
         if let Some(cors) = ctx.route.and_then(|r| r.cors.as_ref())
             && !ctx.preflight
         {
@@ -249,6 +256,14 @@ impl Gateway {
                     None => return Err(auth.missing()),
                 }
             }
+        }
+        if let Some(step) = &route.rate_limit {
+            let outcome = step
+                .check(ctx.client_ip, ctx.identity.as_ref(), request.headers())
+                .await?;
+            let refused = outcome.refused();
+            ctx.rate_limit = Some(outcome);
+            refused?;
         }
 
         match &route.action {

@@ -10,6 +10,7 @@ use crate::pipeline::auth::AuthStep;
 use crate::pipeline::authorize::Authorize;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
+use crate::pipeline::rate_limit::RateLimitStep;
 use crate::pipeline::security_headers::SecurityHeaders;
 use crate::template::Template;
 use crate::upstream::ServiceRuntime;
@@ -30,6 +31,8 @@ pub struct RoutePlan {
     pub auth: Option<AuthStep>,
     /// Authorization of the authenticated identity (validation ensures `auth` is present).
     pub authorize: Option<Authorize>,
+    /// Rate limits, counted before forwarding.
+    pub rate_limit: Option<RateLimitStep>,
     /// Response headers step, when enabled for the route.
     pub security_headers: Option<SecurityHeaders>,
 }

@@ -23,7 +23,8 @@ use crate::pipeline::redirect::HttpsRedirect;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
 use crate::upstream::{ServiceRuntime, Target, UpstreamProtocol};
-use plugins::{compile_steps, security_headers};
+use crate::pipeline::rate_limit::ScopeOf;
+use plugins::{compile_steps, rate_limit, security_headers};
 
 /// What [`compile`] gives: a runtime ready to swap in, or every error found.
 pub type CompileOutcome = Result<Runtime, ConfigErrors>;
@@ -340,6 +341,11 @@ fn compile_route(
         });
 
     let steps = compile_steps(levels, auth_cx, errors);
+    let scope = ScopeOf {
+        route: &name,
+        service: r.service.as_ref().map(|s| s.value.as_str()),
+    };
+    let rate_limit = rate_limit(levels, scope, auth_cx.state, errors);
 
     let action = if let Some(respond) = &r.respond {
         RouteAction::Respond(compile_respond(&respond.value, respond.referenced, errors))
@@ -389,6 +395,7 @@ fn compile_route(
         cors: steps.cors,
         auth: steps.auth,
         authorize: steps.authorize,
+        rate_limit,
         security_headers,
     };
     Some((spec, plan))

@@ -9,6 +9,8 @@ use crate::pipeline::auth::{AuthContext, AuthStep};
 use crate::pipeline::authorize::Authorize;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
+use crate::pipeline::rate_limit::{RateLimitStep, ScopeOf};
+use crate::runtime::State;
 use crate::pipeline::security_headers::SecurityHeaders;
 
 /// The settings of a plugin entry that is on, with its location.
@@ -67,6 +69,19 @@ pub(super) fn compile_steps(
         auth,
         authorize,
     }
+}
+
+/// The `rate_limit` step of a route, its counters taken from (and kept in) `state`.
+pub(super) fn rate_limit(
+    levels: [Option<&config::Plugins>; 3],
+    scope: ScopeOf<'_>,
+    state: &State,
+    errors: &mut Errors<'_>,
+) -> Option<RateLimitStep> {
+    let (settings, at) = on(effective_plugin(levels, |p| &p.rate_limit))?;
+    RateLimitStep::compile(settings, scope, &state.rate_limits)
+        .map_err(|message| errors.at(at, format!("invalid `rate_limit`: {message}")))
+        .ok()
 }
 
 pub(super) fn security_headers(
