@@ -242,22 +242,18 @@ impl RateStore for LocalStore {
 
     fn prepare(&self, spec: &LimitSpec) -> LocalLimits {
         LocalLimits(match spec.algorithm {
-            RateAlgorithm::FixedWindow => Tables::Fixed(self.slots(
-                spec,
-                WeakTable::Fixed,
-                |t| match t {
+            RateAlgorithm::FixedWindow => {
+                Tables::Fixed(self.slots(spec, WeakTable::Fixed, |t| match t {
                     WeakTable::Fixed(w) => Some(w),
                     _ => None,
-                },
-            )),
-            RateAlgorithm::SlidingWindow => Tables::Sliding(self.slots(
-                spec,
-                WeakTable::Sliding,
-                |t| match t {
+                }))
+            }
+            RateAlgorithm::SlidingWindow => {
+                Tables::Sliding(self.slots(spec, WeakTable::Sliding, |t| match t {
                     WeakTable::Sliding(w) => Some(w),
                     _ => None,
-                },
-            )),
+                }))
+            }
             RateAlgorithm::TokenBucket | RateAlgorithm::LeakyBucket => {
                 Tables::Gcra(self.slots(spec, WeakTable::Gcra, |t| match t {
                     WeakTable::Gcra(w) => Some(w),

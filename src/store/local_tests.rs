@@ -29,7 +29,11 @@ const ALGORITHMS: [RateAlgorithm; 4] = [
 fn each_algorithm_admits_exactly_the_limit_at_once() {
     for algorithm in ALGORITHMS {
         let store = LocalStore::default();
-        let burst = if algorithm == RateAlgorithm::LeakyBucket { 4 } else { 0 };
+        let burst = if algorithm == RateAlgorithm::LeakyBucket {
+            4
+        } else {
+            0
+        };
         let set = store.prepare(&spec(&[(5, 60_000)], algorithm, burst));
         let now = store.epoch + Duration::from_secs(1);
         let admitted = (0..8)

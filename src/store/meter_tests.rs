@@ -47,7 +47,10 @@ fn sorted(mut times: Vec<u64>) -> Vec<u64> {
 fn fixed_window_admits_the_limit_per_window() {
     let p = params(3, SECOND, 3);
     let times = [0, 1, 2, 3, SECOND - 1, SECOND, SECOND + 1];
-    assert_eq!(admitted::<FixedWindow>(&p, &times), [0, 1, 2, SECOND, SECOND + 1]);
+    assert_eq!(
+        admitted::<FixedWindow>(&p, &times),
+        [0, 1, 2, SECOND, SECOND + 1]
+    );
     let v = FixedWindow::default().check(&p, 10);
     assert_eq!((v.remaining, v.reset), (2, SECOND));
 }

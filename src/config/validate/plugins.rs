@@ -147,7 +147,10 @@ impl Checker<'_> {
                 );
             }
         }
-        let all = rate_limit.limits.iter().chain(rate_limit.groups.values().flatten());
+        let all = rate_limit
+            .limits
+            .iter()
+            .chain(rate_limit.groups.values().flatten());
         if let Some(rate) = all.into_iter().find(|r| r.count > u64::from(u32::MAX)) {
             self.error(
                 at,

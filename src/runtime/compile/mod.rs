@@ -19,11 +19,11 @@ use crate::config::{
 };
 use crate::pipeline::auth::{AuthContext, AuthStep, Consumers};
 use crate::pipeline::client_ip::TrustedProxies;
+use crate::pipeline::rate_limit::ScopeOf;
 use crate::pipeline::redirect::HttpsRedirect;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
 use crate::upstream::{ServiceRuntime, Target, UpstreamProtocol};
-use crate::pipeline::rate_limit::ScopeOf;
 use plugins::{compile_steps, rate_limit, security_headers};
 
 /// What [`compile`] gives: a runtime ready to swap in, or every error found.

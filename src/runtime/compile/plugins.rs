@@ -10,8 +10,8 @@ use crate::pipeline::authorize::Authorize;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
 use crate::pipeline::rate_limit::{RateLimitStep, ScopeOf};
-use crate::runtime::State;
 use crate::pipeline::security_headers::SecurityHeaders;
+use crate::runtime::State;
 
 /// The settings of a plugin entry that is on, with its location.
 fn on<T>(entry: Option<&Spanned<PluginSetting<T>>>) -> Option<(&T, Location)> {
