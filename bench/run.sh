@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: Gatehouse against nginx in front of the same upstream.
 #
-#   bench/run.sh [proxy|tls|routes|memory|jwt|cache|all]    (default: proxy)
+#   bench/run.sh [proxy|tls|routes|memory|jwt|cache|ratelimit|all]    (default: proxy)
 #
 # Environment overrides:
 #   ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 WARMUP=3s
@@ -28,13 +28,13 @@ WRK_ARGS=()
 EXPECTED_BODY='{"id":42,"name":"Ada Lovelace","email":"ada@example.com","role":"admin","team":"core","active":true}'
 
 case "$MODE" in
-  proxy | tls | routes | memory | jwt | cache | all) ;;
+  proxy | tls | routes | memory | jwt | cache | ratelimit | all) ;;
   -h | --help | help)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|tls|routes|memory|jwt|cache|all]" >&2
+    echo "usage: $0 [proxy|tls|routes|memory|jwt|cache|ratelimit|all]" >&2
     exit 2
     ;;
 esac
@@ -728,6 +728,39 @@ EOF
   stop "$NGINX_PID"
 }
 
+# ratelimit: the plain route vs the same route behind a `rate_limit` that never refuses
+# (sliding_window, key ip, 1000000000/1s), one gatehouse: the cost of counting every request.
+mode_ratelimit() {
+  say ""
+  say "## ratelimit: gatehouse plain vs rate_limit (sliding_window, key ip, never refusing)"
+  local gh_port config=$TMP/gatehouse-ratelimit.yaml tput p99
+  free_port gh_port
+  cat >"$config" <<EOF
+listen: 127.0.0.1:$gh_port
+observability: { access_log: off }
+services:
+  users: { url: http://127.0.0.1:$UPSTREAM_PORT }
+routes:
+  - path: /api/v1/users/**
+    service: users
+    strip_prefix: /api/v1
+  - path: /rl/api/v1/users/**
+    service: users
+    strip_prefix: /rl/api/v1
+    plugins:
+      rate_limit: { limits: [1000000000/1s], key: ip }
+EOF
+  start_gatehouse "$config" "$gh_port"
+  check_route "gatehouse rate_limit" "$gh_port" "/rl$BENCH_PATH"
+  COMPARE_PATH_B="/rl$BENCH_PATH" compare gatehouse-plain "$gh_port" gatehouse-ratelimit "$gh_port"
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+  say ""
+  say "ratelimit/plain throughput: ${tput}x  (target >= 0.95: $(verdict "$tput >= 0.95"))"
+  say "ratelimit/plain p99:        ${p99}x"
+  stop "$GATEHOUSE_PID"
+}
+
 start_upstream
 case "$MODE" in
   proxy) mode_proxy ;;
@@ -736,6 +769,7 @@ case "$MODE" in
   memory) mode_memory ;;
   jwt) mode_jwt ;;
   cache) mode_cache ;;
+  ratelimit) mode_ratelimit ;;
   all)
     mode_proxy
     mode_tls
@@ -743,6 +777,7 @@ case "$MODE" in
     mode_memory
     mode_jwt
     mode_cache
+    mode_ratelimit
     ;;
 esac
 say ""

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod store;
 pub mod template;
 pub mod upstream;
 

@@ -215,7 +215,7 @@ fn yes() -> bool {
 }
 
 /// Rate-limit counting algorithm.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RateAlgorithm {
     /// Sliding window (the default).

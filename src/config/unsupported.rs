@@ -6,10 +6,8 @@ use serde_saphyr::{Location, Spanned};
 
 use super::Config;
 use super::error::ConfigError;
-use super::plugins::Plugins;
 use super::route::Route;
 use super::service::{Balance, Protocol, Service};
-use super::shapes::PluginSetting;
 
 /// Every feature of a config that is not supported yet, as located errors
 /// ``FILE:LINE:COL: `aggregate` is not supported yet``.
@@ -35,7 +33,6 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
     };
     key("cluster", at(&config.cluster));
     key("observability.tracing", at(&config.observability.tracing));
-    plugins(&config.plugins, &mut key);
 
     for service in config.services.values() {
         let s: &Service = &service.value;
@@ -62,7 +59,6 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
         key("tls", at(&s.tls));
         key("descriptor", at(&s.descriptor));
         key("protos", at(&s.protos));
-        plugins(&s.plugins, &mut key);
     }
 
     for route in &config.routes {
@@ -72,13 +68,7 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
         key("mirror", at(&r.mirror));
         key("aggregate", at(&r.aggregate));
         key("grpc", at(&r.grpc));
-        plugins(&r.plugins, &mut key);
     }
-}
-
-/// The unsupported plugins of one `plugins:` map (`NAME: false` is accepted for any plugin).
-fn plugins(p: &Plugins, key: &mut dyn FnMut(&str, Option<Location>)) {
-    key("rate_limit", on(&p.rate_limit));
 }
 
 /// A balancing algorithm as written in the file.
@@ -95,12 +85,4 @@ fn balance_name(balance: Balance) -> &'static str {
 /// The location of a present value.
 fn at<T>(value: &Option<Spanned<T>>) -> Option<Location> {
     value.as_ref().map(|v| v.referenced)
-}
-
-/// The location of a plugin entry that turns the plugin on.
-fn on<T>(entry: &Option<Spanned<PluginSetting<T>>>) -> Option<Location> {
-    entry
-        .as_ref()
-        .filter(|e| matches!(e.value, PluginSetting::On(_)))
-        .map(|e| e.referenced)
 }

@@ -13,6 +13,7 @@ pub mod cors;
 pub mod exchange;
 pub mod forward;
 pub mod ip_filter;
+pub mod rate_limit;
 pub mod redirect;
 pub mod request_id;
 pub mod security_headers;
@@ -60,6 +61,8 @@ struct RequestContext<'rt> {
     preflight: bool,
     /// Who the request is from, once `auth` accepted a credential.
     identity: Option<auth::Identity>,
+    /// The `rate_limit` check, for its response headers.
+    rate_limit: Option<rate_limit::RateOutcome<'rt>>,
     /// The route's `request_transform`, rendered from the client's request; `forward` applies it.
     request_transform: Option<transform::PreparedRequest<'rt>>,
     entry: Option<AccessEntry>,
@@ -129,6 +132,7 @@ impl Gateway {
             origin: None,
             preflight: false,
             identity: None,
+            rate_limit: None,
             request_transform: None,
             entry,
             bytes_in: None,
@@ -149,6 +153,9 @@ impl Gateway {
         };
 
         // Response steps, in SPEC order.
+        if let Some(outcome) = &ctx.rate_limit {
+            outcome.apply(response.headers_mut());
+        }
         if let Some(cors) = ctx.route.and_then(|r| r.cors.as_ref())
             && !ctx.preflight
         {
@@ -268,6 +275,14 @@ impl Gateway {
                     None => return Err(auth.missing()),
                 }
             }
+        }
+        if let Some(step) = &route.rate_limit {
+            let outcome = step
+                .check(ctx.client_ip, ctx.identity.as_ref(), request.headers())
+                .await?;
+            let refused = outcome.refused();
+            ctx.rate_limit = Some(outcome);
+            refused?;
         }
 
         match &route.action {

@@ -11,6 +11,7 @@ use crate::pipeline::authorize::Authorize;
 use crate::pipeline::cache::CacheStep;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
+use crate::pipeline::rate_limit::RateLimitStep;
 use crate::pipeline::security_headers::SecurityHeaders;
 use crate::pipeline::transform::{RequestTransform, ResponseTransform};
 use crate::template::Template;
@@ -32,6 +33,8 @@ pub struct RoutePlan {
     pub auth: Option<AuthStep>,
     /// Authorization of the authenticated identity (validation ensures `auth` is present).
     pub authorize: Option<Authorize>,
+    /// Rate limits, counted before forwarding.
+    pub rate_limit: Option<RateLimitStep>,
     /// Changes to the forwarded request (headers, query, JSON body).
     pub request_transform: Option<RequestTransform>,
     /// Changes to the upstream's response (status, headers, JSON body).

@@ -14,6 +14,7 @@ use crate::observability::access_log::AccessLog;
 use crate::pipeline::auth::jwks::JwksRegistry;
 use crate::pipeline::auth::revocation::Revocations;
 use crate::pipeline::cache::{CachePurge, CacheUsage, Caches};
+use crate::store::local::LocalStore;
 use crate::upstream::ClientPools;
 
 /// How long a request to an identity provider may take.
@@ -30,6 +31,8 @@ pub struct State {
     pub jwks: JwksRegistry,
     /// Response caches by route name (`cache`), kept across reloads with the same settings.
     pub caches: Caches,
+    /// Rate-limit counters (`rate_limit`), by scope, limit and algorithm.
+    pub rate_limits: Arc<LocalStore>,
     /// The HTTP client for identity providers (JWKS, introspection), built on first use.
     idp_client: Mutex<Option<reqwest::Client>>,
     /// The port of the first TLS listener bound at start-up (0: none), for `redirect_http`.

@@ -148,6 +148,30 @@ impl Checker<'_> {
             "rate_limit.key",
             &["consumer", "ip", "header:NAME", "route", "global"],
         );
+        for (group, limits) in &rate_limit.groups {
+            if limits.is_empty() {
+                self.error(
+                    at,
+                    format!("`rate_limit.groups.{group}` needs at least one limit"),
+                );
+            }
+        }
+        let all = rate_limit
+            .limits
+            .iter()
+            .chain(rate_limit.groups.values().flatten());
+        if let Some(rate) = all.into_iter().find(|r| r.count > u64::from(u32::MAX)) {
+            self.error(
+                at,
+                format!("rate limit `{rate}`: N must be at most {}", u32::MAX),
+            );
+        }
+        if rate_limit.store == Store::Cluster && self.config.cluster.is_none() {
+            self.error(
+                at,
+                "`rate_limit.store: cluster` needs `cluster.redis` (use `auto` or `local`)",
+            );
+        }
     }
 }
 

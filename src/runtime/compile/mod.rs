@@ -19,11 +19,12 @@ use crate::config::{
 };
 use crate::pipeline::auth::{AuthContext, AuthStep, Consumers};
 use crate::pipeline::client_ip::TrustedProxies;
+use crate::pipeline::rate_limit::ScopeOf;
 use crate::pipeline::redirect::HttpsRedirect;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
 use crate::upstream::{ServiceRuntime, Target, UpstreamProtocol};
-use plugins::{RouteOf, cache, compile_steps, security_headers, transforms};
+use plugins::{RouteOf, cache, compile_steps, rate_limit, security_headers, transforms};
 
 /// What [`compile`] gives: a runtime ready to swap in, or every error found.
 pub type CompileOutcome = Result<Runtime, ConfigErrors>;
@@ -340,6 +341,11 @@ fn compile_route(
         });
 
     let steps = compile_steps(levels, auth_cx, errors);
+    let scope = ScopeOf {
+        route: &name,
+        service: r.service.as_ref().map(|s| s.value.as_str()),
+    };
+    let rate_limit = rate_limit(levels, scope, auth_cx.state, errors);
     let max_body = r.max_body.map_or(limits.max_body, |b| b.0);
     let captures: Vec<&str> = pattern.capture_names().iter().map(|n| n.as_ref()).collect();
     let (request_transform, response_transform) =
@@ -406,6 +412,7 @@ fn compile_route(
         cors: steps.cors,
         auth: steps.auth,
         authorize: steps.authorize,
+        rate_limit,
         request_transform,
         response_transform,
         security_headers,

@@ -12,6 +12,7 @@ use crate::pipeline::authorize::Authorize;
 use crate::pipeline::cache::CacheStep;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
+use crate::pipeline::rate_limit::{RateLimitStep, ScopeOf};
 use crate::pipeline::security_headers::SecurityHeaders;
 use crate::pipeline::transform::{RequestTransform, ResponseTransform};
 use crate::runtime::State;
@@ -123,6 +124,19 @@ pub(super) fn cache(
     )
     .map_err(|message| errors.at(at, format!("invalid `cache`: {message}")))
     .ok()
+}
+
+/// The `rate_limit` step of a route, its counters taken from (and kept in) `state`.
+pub(super) fn rate_limit(
+    levels: [Option<&config::Plugins>; 3],
+    scope: ScopeOf<'_>,
+    state: &State,
+    errors: &mut Errors<'_>,
+) -> Option<RateLimitStep> {
+    let (settings, at) = on(effective_plugin(levels, |p| &p.rate_limit))?;
+    RateLimitStep::compile(settings, scope, &state.rate_limits)
+        .map_err(|message| errors.at(at, format!("invalid `rate_limit`: {message}")))
+        .ok()
 }
 
 pub(super) fn security_headers(

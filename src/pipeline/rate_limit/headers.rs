@@ -1,0 +1,89 @@
+//! The rate-limit response headers: `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
+//! `X-RateLimit-Reset` (Unix seconds) for the tightest limit, and the IETF fields of
+//! draft-ietf-httpapi-ratelimit-headers (RFC 8941 structured fields): `RateLimit-Policy` lists
+//! every limit of the set as `"NAME";q=QUOTA;w=WINDOW_SECONDS`, `RateLimit` reports the
+//! tightest as `"NAME";r=REMAINING;t=SECONDS_TO_RESET`. NAME is the limit as written
+//! (`"100/1m"`).
+
+use std::fmt::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::Tier;
+use crate::store::Decision;
+
+static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// A duration in whole seconds, rounded up.
+pub(super) fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// The `RateLimit-Policy` value of a set of limits (windows under a second count as 1 s).
+pub(super) fn policy(names: &[Box<str>], limits: &[(u64, Duration)]) -> HeaderValue {
+    let mut value = String::new();
+    for (name, (count, period)) in names.iter().zip(limits) {
+        if !value.is_empty() {
+            value.push_str(", ");
+        }
+        let window = whole_seconds(*period).max(1);
+        let _ = write!(value, "\"{name}\";q={count};w={window}");
+    }
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Sets the headers of `decision` on a response.
+pub(super) fn apply(tier: &Tier, decision: &Decision, headers: &mut HeaderMap) {
+    let Some(&(count, _)) = tier.rates.get(decision.limit) else {
+        return;
+    };
+    let remaining = if decision.allowed {
+        decision.remaining
+    } else {
+        0
+    };
+    let reset_in = whole_seconds(decision.reset);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let reset_at = whole_seconds(now + decision.reset);
+    headers.insert(X_RATELIMIT_LIMIT.clone(), HeaderValue::from(count));
+    headers.insert(X_RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
+    headers.insert(X_RATELIMIT_RESET.clone(), HeaderValue::from(reset_at));
+    headers.insert(RATELIMIT_POLICY.clone(), tier.policy.clone());
+    let name = tier.names.get(decision.limit).map_or("", |n| n);
+    let field = format!("\"{name}\";r={remaining};t={reset_in}");
+    if let Ok(value) = HeaderValue::from_str(&field) {
+        headers.insert(RATELIMIT.clone(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(whole_seconds(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn policy_lists_every_limit() {
+        let names: Vec<Box<str>> = vec!["100/1m".into(), "10/500ms".into()];
+        let limits = [
+            (100, Duration::from_secs(60)),
+            (10, Duration::from_millis(500)),
+        ];
+        assert_eq!(
+            policy(&names, &limits),
+            "\"100/1m\";q=100;w=60, \"10/500ms\";q=10;w=1"
+        );
+    }
+}
