@@ -323,6 +323,39 @@ async fn demo_serves_its_sample_services_and_prints_curl_commands() {
         .await
         .expect("json");
     assert_eq!(body[0]["name"], "Ada Lovelace");
+    let again = client().get(&users).send().await.expect("demo answers");
+    assert_eq!(
+        again.headers()["x-cache"],
+        "HIT",
+        "the users route is cached"
+    );
+    let base = users.trim_end_matches("/api/users").to_owned();
+    let reshaped: serde_json::Value = client()
+        .get(format!("{base}/api/v1/users/2"))
+        .send()
+        .await
+        .expect("demo answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        reshaped,
+        serde_json::json!({"id": 2, "fullName": "Alan Turing"})
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let response = client()
+            .get(format!("{base}/api/products/7"))
+            .send()
+            .await
+            .expect("demo answers");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 429, 429],
+        "5/10s on products"
+    );
 
     // Every curl line with a credential works as its comment says.
     let mut checked = 0;

@@ -201,11 +201,19 @@ routes:
     path: /api/users/**
     service: users
     strip_prefix: /api
+    plugins:
+      cache: {{ ttl: 30s }}
   - name: user-by-id
     path: /api/v1/users/{{id}}
     methods: [GET]
     service: users
     rewrite: /users/{{id}}
+    plugins:
+      response_transform:
+        headers: {{ set: {{ X-Api-Version: v1 }} }}
+        body:
+          rename: {{ /name: /fullName }}
+          select: [/id, /fullName]
   - name: orders
     path: /api/orders/**
     methods: [GET, POST]
@@ -231,6 +239,8 @@ routes:
     methods: [GET]
     service: products
     strip_prefix: /api
+    plugins:
+      rate_limit: {{ limits: [5/10s], key: ip }}
   - name: status
     path: /status
     respond: {{ status: 200, body: "gatehouse demo is up" }}
@@ -282,9 +292,9 @@ pub async fn run() -> Result<(), StartError> {
     let base = format!("http://{}", gateway.listeners[0]);
     println!("Gatehouse demo is running. Sample services: users, orders, products.\n");
     println!("Try:");
-    println!("  curl -i {base}/api/users");
+    println!("  curl -i {base}/api/users                # X-Cache: MISS, then HIT with Age");
     println!("  curl -i {base}/api/users/1");
-    println!("  curl -i {base}/api/v1/users/2        # rewritten to /users/2");
+    println!("  curl -i {base}/api/v1/users/2        # rewritten to /users/2, body reshaped");
     println!("  curl -i '{base}/api/orders?userId=1'   # 401: needs a token");
     println!("  curl -i -H 'Authorization: Bearer {reader}' '{base}/api/orders?userId=1'");
     println!(
@@ -293,6 +303,9 @@ pub async fn run() -> Result<(), StartError> {
     println!("  curl -i -X POST -H 'Authorization: Bearer {writer}' {base}/api/orders");
     println!("  curl -i -H 'X-API-Key: {key}' {base}/partner/products/9");
     println!("  curl -i {base}/api/products/7");
+    println!(
+        "  for i in 1 2 3 4 5 6 7; do curl -s -o /dev/null -w '%{{http_code}} ' {base}/api/products/7; done; echo   # 5/10s, then 429"
+    );
     println!("  curl -i -X DELETE {base}/api/products/7   # 405 with Allow");
     println!("  curl -i {base}/nowhere                 # 404, JSON error");
     println!("  curl -i {base}/status");
