@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: Gatehouse against nginx in front of the same upstream.
 #
-#   bench/run.sh [proxy|tls|routes|memory|jwt|cache|ratelimit|all]    (default: proxy)
+#   bench/run.sh [proxy|tls|routes|memory|jwt|cache|ratelimit|stack|all]    (default: proxy)
 #
 # Environment overrides:
 #   ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 WARMUP=3s
@@ -28,13 +28,13 @@ WRK_ARGS=()
 EXPECTED_BODY='{"id":42,"name":"Ada Lovelace","email":"ada@example.com","role":"admin","team":"core","active":true}'
 
 case "$MODE" in
-  proxy | tls | routes | memory | jwt | cache | ratelimit | all) ;;
+  proxy | tls | routes | memory | jwt | cache | ratelimit | stack | all) ;;
   -h | --help | help)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|tls|routes|memory|jwt|cache|ratelimit|all]" >&2
+    echo "usage: $0 [proxy|tls|routes|memory|jwt|cache|ratelimit|stack|all]" >&2
     exit 2
     ;;
 esac
@@ -343,7 +343,10 @@ start_gatehouse() {
 run_wrk() {
   local name=$1 port=$2 duration=$3 path=${4:-$BENCH_PATH} header=${5:-}
   local out=$TMP/wrk.out status=0 args=(-t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency)
-  [[ -n $header ]] && args+=(-H "$header")
+  local h hs=()
+  # Several headers are separated by `|`.
+  [[ -n $header ]] && IFS='|' read -ra hs <<<"$header"
+  for h in "${hs[@]+"${hs[@]}"}"; do args+=(-H "$h"); done
   wrk "${args[@]}" "${WRK_ARGS[@]+"${WRK_ARGS[@]}"}" "$SCHEME://127.0.0.1:$port$path" >"$out" 2>&1 &
   WRK_PID=$!
   PIDS+=("$WRK_PID")
@@ -761,6 +764,44 @@ EOF
   stop "$GATEHOUSE_PID"
 }
 
+# stack: nginx plain proxying vs gatehouse with auth.jwt (HS256) + rate_limit (never refusing)
+# + cache on the miss path (`Cache-Control: no-cache`: every request fetched, buffered and
+# stored), the combination issue 4 names.
+mode_stack() {
+  say ""
+  say "## stack: nginx proxying vs gatehouse with jwt + rate_limit + cache miss path"
+  local nginx_port gh_port config=$TMP/gatehouse-stack.yaml tput p99
+  free_port nginx_port
+  free_port gh_port
+  make_jwt_tokens
+  start_nginx "$nginx_port"
+  cat >"$config" <<EOF
+listen: 127.0.0.1:$gh_port
+observability: { access_log: off }
+services:
+  users: { url: http://127.0.0.1:$UPSTREAM_PORT }
+routes:
+  - path: /api/v1/users/**
+    service: users
+    strip_prefix: /api/v1
+    plugins:
+      auth: { jwt: { algorithms: [HS256], secret: "$HS_SECRET" } }
+      rate_limit: { limits: [1000000000/1s], key: consumer }
+      cache: { ttl: 1h }
+EOF
+  start_gatehouse "$config" "$gh_port"
+  check_route "gatehouse stack" "$gh_port" "$BENCH_PATH" "Authorization: Bearer $HS_TOKEN"
+  COMPARE_HEADER_B="Authorization: Bearer $HS_TOKEN|Cache-Control: no-cache" \
+    compare nginx "$nginx_port" gatehouse-stack-miss "$gh_port"
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+  say ""
+  say "gatehouse-stack/nginx throughput: ${tput}x  (target >= 0.9: $(verdict "$tput >= 0.9"))"
+  say "gatehouse-stack/nginx p99:        ${p99}x"
+  stop "$GATEHOUSE_PID"
+  stop "$NGINX_PID"
+}
+
 start_upstream
 case "$MODE" in
   proxy) mode_proxy ;;
@@ -770,6 +811,7 @@ case "$MODE" in
   jwt) mode_jwt ;;
   cache) mode_cache ;;
   ratelimit) mode_ratelimit ;;
+  stack) mode_stack ;;
   all)
     mode_proxy
     mode_tls
@@ -778,6 +820,7 @@ case "$MODE" in
     mode_jwt
     mode_cache
     mode_ratelimit
+    mode_stack
     ;;
 esac
 say ""
