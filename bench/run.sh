@@ -784,14 +784,17 @@ routes:
   - path: /api/v1/users/**
     service: users
     strip_prefix: /api/v1
+  - path: /stack/api/v1/users/**
+    service: users
+    strip_prefix: /stack/api/v1
     plugins:
       auth: { jwt: { algorithms: [HS256], secret: "$HS_SECRET" } }
       rate_limit: { limits: [1000000000/1s], key: consumer }
       cache: { ttl: 1h }
 EOF
   start_gatehouse "$config" "$gh_port"
-  check_route "gatehouse stack" "$gh_port" "$BENCH_PATH" "Authorization: Bearer $HS_TOKEN"
-  COMPARE_HEADER_B="Authorization: Bearer $HS_TOKEN|Cache-Control: no-cache" \
+  check_route "gatehouse stack" "$gh_port" "/stack$BENCH_PATH" "Authorization: Bearer $HS_TOKEN"
+  COMPARE_PATH_B="/stack$BENCH_PATH" COMPARE_HEADER_B="Authorization: Bearer $HS_TOKEN|Cache-Control: no-cache" \
     compare nginx "$nginx_port" gatehouse-stack-miss "$gh_port"
   tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
   p99=$(ratio "$MED_P99_B" "$MED_P99_A")
