@@ -11,6 +11,7 @@ pub mod cache;
 pub mod client_ip;
 pub mod cors;
 pub mod exchange;
+pub mod form;
 pub mod forward;
 pub mod ip_filter;
 pub mod rate_limit;

@@ -49,26 +49,8 @@ impl TemplateVars for RequestVars<'_> {
 
     fn query(&self, name: &str) -> Option<Cow<'_, str>> {
         let query = self.query?;
-        form_pairs(query).find(|(k, _)| k == name).map(|(_, v)| v)
+        super::form::pairs(query)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
-}
-
-/// `name=value` pairs of a query string, percent-decoded (`+` as space).
-fn form_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(k), decode(v))
-    })
-}
-
-fn decode(text: &str) -> Cow<'_, str> {
-    if !text.contains(['%', '+']) {
-        return Cow::Borrowed(text);
-    }
-    let spaced = text.replace('+', " ");
-    Cow::Owned(
-        percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
 }

@@ -8,6 +8,7 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, Uri};
 
 use crate::config::Selector;
+use crate::pipeline::form;
 
 /// The parts of a request the auth methods read.
 #[derive(Clone, Copy)]
@@ -116,24 +117,10 @@ pub fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
 
 /// The percent-decoded value of query parameter `name`.
 pub fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
-    query
-        .split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k) == name).then(|| decode(v))
-        })
+    form::raw_pairs(query)
+        .filter(|(k, _)| form::decode(k) == name)
+        .map(|(_, v)| form::decode(v))
         .find(|v| !v.is_empty())
-}
-
-fn decode(text: &str) -> Cow<'_, str> {
-    if !text.contains(['%', '+']) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        percent_encoding::percent_decode_str(&text.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
 }
 
 fn remove_cookie(parts: &mut Parts, name: &str) {
@@ -163,7 +150,7 @@ fn remove_query_param(parts: &mut Parts, name: &str) {
         .split('&')
         .filter(|pair| {
             let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
-            !pair.is_empty() && decode(key) != name
+            !pair.is_empty() && form::decode(key) != name
         })
         .collect();
     let path = parts.uri.path();

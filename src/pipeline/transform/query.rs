@@ -3,9 +3,10 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::{self, Location};
+use crate::pipeline::form;
 use crate::template::{Template, TemplateVars};
 
 /// Everything but the unreserved characters of RFC 3986 is encoded in names and values the
@@ -139,7 +140,7 @@ struct Param<'q> {
 impl<'q> Param<'q> {
     fn new(raw_name: &'q str, value: Option<Cow<'q, str>>) -> Self {
         Self {
-            name: decode(raw_name).into_owned(),
+            name: form::decode(raw_name).into_owned(),
             raw_name: Cow::Borrowed(raw_name),
             value,
         }
@@ -152,15 +153,6 @@ impl<'q> Param<'q> {
 
 fn encode(text: &str) -> String {
     utf8_percent_encode(text, ENCODE).to_string()
-}
-
-/// A query name as the client meant it: percent-decoded, `+` as space.
-fn decode(text: &str) -> Cow<'_, str> {
-    if !text.contains(['%', '+']) {
-        return Cow::Borrowed(text);
-    }
-    let spaced = text.replace('+', " ");
-    Cow::Owned(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
 }
 
 #[cfg(test)]
