@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::auth::IDENTITY_HEADERS;
+
 /// Headers that belong to one connection and never cross the gateway.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -15,14 +17,6 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
-];
-
-/// Identity headers only the gateway may set (SPEC §3.4); client copies are always removed.
-const IDENTITY: [HeaderName; 4] = [
-    HeaderName::from_static("x-consumer-id"),
-    HeaderName::from_static("x-consumer-groups"),
-    HeaderName::from_static("x-auth-scopes"),
-    HeaderName::from_static("x-user-id"),
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -80,11 +74,8 @@ pub struct ForwardedFor<'a> {
 /// Rewrites request headers for the upstream.
 pub fn prepare_request_headers(headers: &mut HeaderMap, fwd: &ForwardedFor<'_>) {
     remove_hop_by_hop(headers);
-    if headers
-        .keys()
-        .any(|name| IDENTITY.iter().any(|i| i == name))
-    {
-        for name in &IDENTITY {
+    if headers.keys().any(|name| IDENTITY_HEADERS.contains(&name)) {
+        for name in IDENTITY_HEADERS {
             headers.remove(name);
         }
     }

@@ -33,10 +33,7 @@ impl ApiKeyAuth {
             return Outcome::Absent;
         };
         match self.consumers.by_key(&key) {
-            Some(consumer) => Outcome::Valid(Identity::of_consumer(
-                consumer.name.clone(),
-                &consumer.groups,
-            )),
+            Some(consumer) => Outcome::Valid(Identity::of_consumer(consumer)),
             None => Outcome::Invalid(Rejection {
                 challenge: Challenge::Key,
                 reason: "unknown key",

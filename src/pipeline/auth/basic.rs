@@ -76,11 +76,11 @@ impl BasicAuth {
             .finalize()
             .into();
         if self.remembered(&fingerprint) {
-            return Outcome::Valid(identity(consumer));
+            return Outcome::Valid(Identity::of_consumer(consumer));
         }
         if verify(consumer, password).await {
             self.remember(fingerprint);
-            Outcome::Valid(identity(consumer))
+            Outcome::Valid(Identity::of_consumer(consumer))
         } else {
             invalid("unknown user or wrong password")
         }
@@ -104,10 +104,6 @@ impl BasicAuth {
         }
         verified.insert(fingerprint, Instant::now());
     }
-}
-
-fn identity(consumer: &ConsumerEntry) -> Identity {
-    Identity::of_consumer(consumer.name.clone(), &consumer.groups)
 }
 
 /// `user:password` from the base64 of a Basic credential.

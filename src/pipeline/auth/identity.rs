@@ -5,6 +5,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
+use super::consumers::ConsumerEntry;
+
 /// `X-Consumer-Id`: the consumer's name.
 pub static X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
 /// `X-Consumer-Groups`: the consumer's groups, comma-separated.
@@ -13,6 +15,14 @@ pub static X_CONSUMER_GROUPS: HeaderName = HeaderName::from_static("x-consumer-g
 pub static X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
 /// `X-User-Id`: the token's subject.
 pub static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+
+/// Every identity header: only the gateway sets them, client copies are always removed.
+pub static IDENTITY_HEADERS: [&HeaderName; 4] = [
+    &X_CONSUMER_ID,
+    &X_CONSUMER_GROUPS,
+    &X_AUTH_SCOPES,
+    &X_USER_ID,
+];
 
 /// An authenticated identity: what `authorize`, rate limits, cache keys, templates and the
 /// upstream (through the identity headers) learn about the client.
@@ -35,10 +45,10 @@ pub struct Identity {
 
 impl Identity {
     /// The identity of a configured consumer (API key, password, certificate).
-    pub fn of_consumer(name: Arc<str>, groups: &[Arc<str>]) -> Self {
+    pub fn of_consumer(consumer: &ConsumerEntry) -> Self {
         Self {
-            consumer: Some(name),
-            groups: groups.to_vec(),
+            consumer: Some(consumer.name.clone()),
+            groups: consumer.groups.clone(),
             ..Self::default()
         }
     }

@@ -17,9 +17,9 @@ use serde_json::{Map, Value};
 use super::claims::ClaimRules;
 use super::credential::{Head, Source};
 use super::identity::Identity;
-use super::jwt::{is_jwt_shaped, now_secs};
+use super::jwt::is_jwt_shaped;
 use super::token_cache::{self, TokenCache};
-use super::{AuthContext, Outcome, Rejection};
+use super::{AuthContext, Outcome, Rejection, now_secs};
 use crate::config::{self, Location};
 
 /// How many active answers a route keeps.

@@ -12,7 +12,6 @@ mod keys;
 mod token;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderName;
 use http::request::Parts;
@@ -24,7 +23,7 @@ use super::identity::Identity;
 use super::jwks::{Jwks, KeyError};
 use super::revocation::Revocations;
 use super::token_cache::{self, TokenCache};
-use super::{AuthContext, Outcome, Rejection};
+use super::{AuthContext, Outcome, Rejection, now_secs};
 use crate::config::{self, Location};
 pub(super) use token::is_jwt_shaped;
 use token::reason;
@@ -276,11 +275,4 @@ impl std::ops::Deref for KeyRef<'_> {
 
 fn invalid(reason: &'static str) -> Outcome {
     Outcome::Invalid(Rejection::token(reason))
-}
-
-/// Seconds since the Unix epoch.
-pub(super) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

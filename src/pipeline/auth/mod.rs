@@ -32,7 +32,16 @@ use crate::server::ConnContext;
 use credential::Head;
 
 pub use consumers::{ConsumerEntry, Consumers, PasswordHash};
-pub use identity::{Identity, X_AUTH_SCOPES, X_CONSUMER_GROUPS, X_CONSUMER_ID, X_USER_ID};
+pub use identity::{
+    IDENTITY_HEADERS, Identity, X_AUTH_SCOPES, X_CONSUMER_GROUPS, X_CONSUMER_ID, X_USER_ID,
+};
+
+/// Seconds since the Unix epoch: the clock of token `exp`/`nbf` and revocations.
+pub(super) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// The realm of `Bearer` challenges.
 const BEARER_REALM: &str = "gatehouse";

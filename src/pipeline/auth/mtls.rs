@@ -22,10 +22,7 @@ impl MtlsAuth {
             return Outcome::Absent;
         };
         match self.consumers.get(cn) {
-            Some(consumer) => Outcome::Valid(Identity::of_consumer(
-                consumer.name.clone(),
-                &consumer.groups,
-            )),
+            Some(consumer) => Outcome::Valid(Identity::of_consumer(consumer)),
             None => Outcome::Invalid(Rejection {
                 challenge: Challenge::ClientCertificate,
                 reason: "the certificate names no known consumer",

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::now_secs;
 
 /// The revocation list.
 #[derive(Debug, Default)]
@@ -40,12 +41,6 @@ impl Revocations {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
