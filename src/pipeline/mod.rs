@@ -351,8 +351,15 @@ impl Gateway {
         ctx: &mut RequestContext<'_>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let service = &plan.service;
-        let index = service.pick();
-        let target = &service.targets[index];
+        let endpoints = service.endpoints();
+        let key = upstream::PickKey {
+            client_ip: ctx.client_ip,
+            headers: request.headers(),
+            consumer: ctx.identity.as_ref().and_then(|i| i.consumer.as_deref()),
+        };
+        let index = endpoints.pick(&key, &[]).ok_or_else(no_healthy_target)?;
+        let endpoint = &endpoints.targets[index];
+        let target = &endpoint.target;
         if let Some(entry) = ctx.entry.as_mut() {
             entry.service = Some(service.name.to_string());
             entry.target = Some(target.url.clone());
@@ -434,7 +441,17 @@ impl Gateway {
         }
         let upstream_request = Request::from_parts(parts, body);
 
-        let answer = upstream::send(service, index, upstream_request, plan.timeout).await?;
+        let attempt = upstream::Attempt::start(&endpoint.state, &service.state);
+        let answer = match upstream::send(service, endpoint, upstream_request, plan.timeout).await {
+            Ok(answer) => {
+                attempt.finish(upstream::Outcome::Status(answer.response.status().as_u16()));
+                answer
+            }
+            Err(failure) => {
+                attempt.finish(failure.outcome);
+                return Err(failure.error);
+            }
+        };
         if let Some(entry) = ctx.entry.as_mut() {
             entry.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
         }
@@ -445,6 +462,15 @@ impl Gateway {
             GatewayBody::stream(body, answer.lease),
         ))
     }
+}
+
+/// 503 when every target of the service is unhealthy or ejected.
+fn no_healthy_target() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::ServiceUnavailable,
+        "no healthy upstream target is available",
+    )
+    .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("5"))
 }
 
 /// The host a request is for: the URI's authority (HTTP/2, absolute-form) or `Host`.

@@ -15,7 +15,7 @@ use crate::pipeline::auth::jwks::JwksRegistry;
 use crate::pipeline::auth::revocation::Revocations;
 use crate::pipeline::cache::{CachePurge, CacheUsage, Caches};
 use crate::store::local::LocalStore;
-use crate::upstream::ClientPools;
+use crate::upstream::{ClientPools, UpstreamRegistry};
 
 /// How long a request to an identity provider may take.
 const IDP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -25,6 +25,8 @@ const IDP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct State {
     /// Upstream connection pools.
     pub pools: ClientPools,
+    /// What traffic and health checks know about services and their targets.
+    pub upstreams: UpstreamRegistry,
     /// Revoked JWT ids (`jwt.revocable`), filled by the admin API.
     pub revocations: Arc<Revocations>,
     /// JWKS key sets by URL (`jwt.jwks_url`), kept warm across reloads.

@@ -8,7 +8,8 @@ use hyper::body::{Body, Incoming};
 
 use super::UpstreamProtocol;
 use super::pool::{ConnectError, Lease};
-use super::service::ServiceRuntime;
+use super::registry::Outcome;
+use super::service::{Endpoint, ServiceRuntime};
 use crate::body::{RequestBody, is_body_too_large};
 use crate::error::{ErrorKind, GatewayError};
 
@@ -22,22 +23,37 @@ pub struct UpstreamResponse {
     pub elapsed: Duration,
 }
 
-/// Sends `request` to target `index` of `service`, waiting at most `timeout` for the response
+/// A failed exchange: what the client is told, and how the target's record counts it.
+#[derive(Debug)]
+pub struct Failure {
+    /// How the attempt ended.
+    pub outcome: Outcome,
+    /// The error for the client.
+    pub error: GatewayError,
+}
+
+impl From<Failure> for GatewayError {
+    fn from(failure: Failure) -> Self {
+        failure.error
+    }
+}
+
+/// Sends `request` to `endpoint` of `service`, waiting at most `timeout` for the response
 /// headers. For HTTP/1.1 the request's URI must be in origin form (`/path?query`); for h2c it
 /// must be absolute.
 pub async fn send(
     service: &ServiceRuntime,
-    index: usize,
+    endpoint: &Endpoint,
     request: Request<RequestBody>,
     timeout: Duration,
-) -> Result<UpstreamResponse, GatewayError> {
+) -> Result<UpstreamResponse, Failure> {
     let started = Instant::now();
-    let url = &service.targets[index].url;
+    let url = &endpoint.target.url;
     let exchange = async {
         match service.protocol {
-            UpstreamProtocol::Http1 => send_http1(service, index, request).await,
+            UpstreamProtocol::Http1 => send_http1(service, endpoint, request).await,
             UpstreamProtocol::H2c => {
-                let mut sender = Box::pin(service.pool(index).h2c(service.connect_timeout))
+                let mut sender = Box::pin(endpoint.pool().h2c(service.connect_timeout))
                     .await
                     .map_err(|err| connect_error(err, url))?;
                 sender
@@ -59,11 +75,14 @@ pub async fn send(
             elapsed: started.elapsed(),
         }),
         Ok(Err(err)) => Err(err),
-        Err(_) => Err(GatewayError::new(
-            ErrorKind::GatewayTimeout,
-            "the upstream service did not answer in time",
-        )
-        .with_cause(format!("{url}: no response within {timeout:?}"))),
+        Err(_) => Err(Failure {
+            outcome: Outcome::Timeout,
+            error: GatewayError::new(
+                ErrorKind::GatewayTimeout,
+                "the upstream service did not answer in time",
+            )
+            .with_cause(format!("{url}: no response within {timeout:?}")),
+        }),
     }
 }
 
@@ -71,11 +90,11 @@ pub async fn send(
 /// could not take (it was never sent) goes once more on a fresh connection.
 async fn send_http1(
     service: &ServiceRuntime,
-    index: usize,
+    endpoint: &Endpoint,
     request: Request<RequestBody>,
-) -> Result<(Response<Incoming>, Option<Lease>), GatewayError> {
-    let pool = service.pool(index);
-    let url = &service.targets[index].url;
+) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
+    let pool = endpoint.pool();
+    let url = &endpoint.target.url;
     // Connecting is the cold path: boxed, so its state does not weigh on every exchange.
     let fresh = || async {
         Box::pin(pool.connect_http1(service.connect_timeout))
@@ -111,8 +130,8 @@ async fn send_http1(
     Ok((response, Some(lease)))
 }
 
-fn connect_error(err: ConnectError, url: &str) -> GatewayError {
-    match err {
+fn connect_error(err: ConnectError, url: &str) -> Failure {
+    let error = match err {
         ConnectError::Timeout => GatewayError::new(
             ErrorKind::GatewayTimeout,
             "the upstream service did not accept the connection in time",
@@ -128,23 +147,34 @@ fn connect_error(err: ConnectError, url: &str) -> GatewayError {
             "the upstream service failed to answer",
         )
         .with_cause(format!("{url}: {}", chain(&err))),
+    };
+    Failure {
+        outcome: Outcome::ConnectFailure,
+        error,
     }
 }
 
 /// Maps a failed exchange to what the client is told: 413 when our body limit cut the
-/// request, 502 for everything else (reset, closed, invalid response).
-fn exchange_error(err: &hyper::Error, url: &str) -> GatewayError {
+/// request (not the target's failure), 502 for everything else (reset, closed, invalid
+/// response).
+fn exchange_error(err: &hyper::Error, url: &str) -> Failure {
     let cause = format!("{url}: {}", chain(err));
     if is_body_too_large(err) {
-        return GatewayError::payload_too_large()
-            .closing()
-            .with_cause(cause);
+        return Failure {
+            outcome: Outcome::Client,
+            error: GatewayError::payload_too_large()
+                .closing()
+                .with_cause(cause),
+        };
     }
-    GatewayError::new(
-        ErrorKind::BadGateway,
-        "the upstream service failed to answer",
-    )
-    .with_cause(cause)
+    Failure {
+        outcome: Outcome::Reset,
+        error: GatewayError::new(
+            ErrorKind::BadGateway,
+            "the upstream service failed to answer",
+        )
+        .with_cause(cause),
+    }
 }
 
 /// The error and its sources on one line, for the log.

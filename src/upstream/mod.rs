@@ -2,8 +2,10 @@
 
 mod forward;
 mod pool;
+mod registry;
 mod service;
 
-pub use forward::{UpstreamResponse, send};
+pub use forward::{Failure, UpstreamResponse, send};
 pub use pool::{ClientPools, ConnectError, Lease, TargetPool, UpstreamProtocol, WorkerPools};
-pub use service::{ServiceRuntime, Target, TargetError};
+pub use registry::{Attempt, Outcome, ServiceState, TargetKey, TargetState, UpstreamRegistry};
+pub use service::{Endpoint, Endpoints, PickKey, ServiceRuntime, Target, TargetError};

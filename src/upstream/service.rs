@@ -1,14 +1,19 @@
-//! A compiled service: its targets and the weighted round robin that picks among them.
+//! A compiled service: its targets bound to pools and registry state, and the weighted round
+//! robin that picks among them.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use http::HeaderValue;
+use arc_swap::ArcSwap;
 use http::uri::{Authority, Scheme};
+use http::{HeaderMap, HeaderValue};
+use tokio::time::Instant;
 
 use super::pool::{ClientPools, TargetPool, UpstreamProtocol, WorkerPools};
+use super::registry::{ServiceState, TargetKey, TargetState, UpstreamRegistry};
 
 /// One address that serves a service.
 #[derive(Debug, Clone)]
@@ -75,68 +80,128 @@ impl Target {
     }
 }
 
-/// A service ready to forward to: targets, their schedule, their pools and timeouts.
+/// A service ready to forward to: its current targets, their pools, timeouts and state.
 pub struct ServiceRuntime {
     /// The service's name in the config.
     pub name: Arc<str>,
-    /// Its targets, in config order.
-    pub targets: Vec<Target>,
     /// The protocol spoken to the targets.
     pub protocol: UpstreamProtocol,
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
     /// Time allowed for the whole exchange up to response headers.
     pub request_timeout: Duration,
-    pools: Vec<WorkerPools>,
+    /// The service's state in the registry (breaker, retry budget).
+    pub state: Arc<ServiceState>,
+    endpoints: ArcSwap<Endpoints>,
+}
+
+/// A target bound to its pools and its state in the registry.
+pub struct Endpoint {
+    /// The address and how to speak to it.
+    pub target: Target,
+    /// What traffic and health checks know about the target.
+    pub state: Arc<TargetState>,
+    pools: WorkerPools,
+}
+
+impl Endpoint {
+    /// The calling worker's connections to the target.
+    pub fn pool(&self) -> &Arc<TargetPool> {
+        &self.pools[crate::server::current_worker() % self.pools.len()]
+    }
+}
+
+/// The targets a service has now, with the schedule that spreads requests over them. A
+/// request loads them once ([`ServiceRuntime::endpoints`]) and picks by index, so its retries
+/// see the same list even when discovery replaces it meanwhile.
+pub struct Endpoints {
+    /// The targets, in config order.
+    pub targets: Vec<Endpoint>,
     schedule: Vec<u32>,
     next: AtomicUsize,
 }
 
-/// Longest smooth weighted round robin schedule kept; longer cycles are scaled down.
-const MAX_SCHEDULE: u64 = 4096;
+/// What a balancer may look at to choose a target for a request.
+pub struct PickKey<'a> {
+    /// The client's address.
+    pub client_ip: IpAddr,
+    /// The request headers (for `hash_on: header:` and `cookie:`).
+    pub headers: &'a HeaderMap,
+    /// The authenticated consumer, if any.
+    pub consumer: Option<&'a str>,
+}
+
+impl Endpoints {
+    fn new(targets: Vec<Endpoint>) -> Self {
+        let weights: Vec<u32> = targets.iter().map(|e| e.target.weight).collect();
+        Self {
+            schedule: smooth_schedule(&weights),
+            targets,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The target for a request, as an index into `targets`: the next one by weighted round
+    /// robin that is available and not in `tried`. `None` when no target is left.
+    pub fn pick(&self, _key: &PickKey<'_>, tried: &[usize]) -> Option<usize> {
+        let now = Instant::now();
+        let usable = |i: usize| !tried.contains(&i) && self.targets[i].state.available(now);
+        if self.targets.len() == 1 {
+            return usable(0).then_some(0);
+        }
+        for _ in 0..self.schedule.len() {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            let index = self.schedule[n % self.schedule.len()] as usize;
+            if usable(index) {
+                return Some(index);
+            }
+        }
+        (0..self.targets.len()).find(|&i| usable(i))
+    }
+}
 
 impl ServiceRuntime {
-    /// A service over `targets` (at least one), connecting through `pools`.
+    /// A service over `targets` (at least one), connecting through `pools`, keeping its state
+    /// in `registry`.
     pub fn new(
         name: &str,
         targets: Vec<Target>,
         protocol: UpstreamProtocol,
         pools: &ClientPools,
+        registry: &UpstreamRegistry,
         connect_timeout: Duration,
         request_timeout: Duration,
     ) -> Self {
-        let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
-        let pools = targets
-            .iter()
-            .map(|t| pools.target(&t.authority, protocol))
+        let name: Arc<str> = name.into();
+        let endpoints = targets
+            .into_iter()
+            .map(|target| Endpoint {
+                pools: pools.target(&target.authority, protocol),
+                state: registry.target(TargetKey {
+                    service: name.clone(),
+                    address: target.url.clone(),
+                }),
+                target,
+            })
             .collect();
         Self {
-            name: name.into(),
-            schedule: smooth_schedule(&weights),
-            targets,
+            state: registry.service(&name),
+            name,
             protocol,
             connect_timeout,
             request_timeout,
-            pools,
-            next: AtomicUsize::new(0),
+            endpoints: ArcSwap::from_pointee(Endpoints::new(endpoints)),
         }
     }
 
-    /// The next target by weighted round robin, as an index into `targets`.
-    pub fn pick(&self) -> usize {
-        if self.targets.len() == 1 {
-            return 0;
-        }
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.schedule[n % self.schedule.len()] as usize
-    }
-
-    /// The calling worker's connections to target `index`.
-    pub fn pool(&self, index: usize) -> &Arc<TargetPool> {
-        let pools = &self.pools[index];
-        &pools[crate::server::current_worker() % pools.len()]
+    /// The targets the service has now.
+    pub fn endpoints(&self) -> Arc<Endpoints> {
+        self.endpoints.load_full()
     }
 }
+
+/// Longest smooth weighted round robin schedule kept; longer cycles are scaled down.
+const MAX_SCHEDULE: u64 = 4096;
 
 /// One cycle of nginx's smooth weighted round robin: each target appears `weight` times,
 /// spread out rather than in runs.

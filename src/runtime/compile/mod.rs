@@ -242,6 +242,7 @@ fn compile_services(
                 targets,
                 protocol,
                 &state.pools,
+                &state.upstreams,
                 spec.timeouts.connect.0,
                 spec.timeouts.request.0,
             )),

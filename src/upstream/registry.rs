@@ -1,0 +1,174 @@
+//! Upstream state that outlives a config (SPEC §6): per target, what live traffic and health
+//! checks have learned about it (requests in flight, latency, health, ejection); per service,
+//! what guards the whole service (circuit breaker, retry budget).
+//!
+//! The registry sits in [`crate::runtime::State`]. A compiled [`super::ServiceRuntime`] holds
+//! the `Arc`s it got from the registry, so a reload that keeps a service and its targets keeps
+//! their state, and a request in flight on the old config reports into the same state as the
+//! new config's requests.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::time::Instant;
+
+/// What live traffic and health checks know about one target of one service.
+#[derive(Debug, Default)]
+pub struct TargetState {
+    in_flight: AtomicU32,
+}
+
+impl TargetState {
+    /// Requests sent to this target and not answered yet.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether the target may get traffic now: not failing its health checks, not ejected.
+    pub fn available(&self, _now: Instant) -> bool {
+        true
+    }
+}
+
+/// What guards one service as a whole.
+#[derive(Debug, Default)]
+pub struct ServiceState {}
+
+/// How one attempt on a target ended, as the balancer, passive ejection and the circuit
+/// breaker count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Response headers arrived with this status (5xx counts as a failure).
+    Status(u16),
+    /// No connection could be opened (refused, unresolvable, connect timeout).
+    ConnectFailure,
+    /// The connection broke before response headers (reset, closed, invalid response).
+    Reset,
+    /// No response headers within the request timeout.
+    Timeout,
+    /// The client's side failed (its body went over the limit): not the target's failure.
+    Client,
+}
+
+impl Outcome {
+    /// Whether the attempt counts as a failure of the target.
+    pub fn is_failure(self) -> bool {
+        match self {
+            Self::Status(status) => status >= 500,
+            Self::ConnectFailure | Self::Reset | Self::Timeout => true,
+            Self::Client => false,
+        }
+    }
+}
+
+/// One request on its way to a target: counted in flight from [`Attempt::start`] until it is
+/// finished or dropped (a client that goes away cancels its attempt).
+#[derive(Debug)]
+pub struct Attempt {
+    target: Arc<TargetState>,
+    service: Arc<ServiceState>,
+    started: Instant,
+}
+
+impl Attempt {
+    /// Counts a request to `target` of `service` in flight.
+    pub fn start(target: &Arc<TargetState>, service: &Arc<ServiceState>) -> Self {
+        target.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self {
+            target: target.clone(),
+            service: service.clone(),
+            started: Instant::now(),
+        }
+    }
+
+    /// When the attempt was sent.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Records how the attempt ended (latency up to response headers, success or failure).
+    pub fn finish(self, outcome: Outcome) {
+        let _ = (&self.service, outcome);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.target.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A target's identity in the registry: its service and its address (the URL as configured,
+/// or one address a DNS name resolved to).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TargetKey {
+    /// The service's name.
+    pub service: Arc<str>,
+    /// The target's URL or resolved address.
+    pub address: String,
+}
+
+/// Every service's and target's state, by identity.
+#[derive(Debug, Default)]
+pub struct UpstreamRegistry {
+    targets: Mutex<HashMap<TargetKey, Arc<TargetState>>>,
+    services: Mutex<HashMap<Arc<str>, Arc<ServiceState>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl UpstreamRegistry {
+    /// The state of one target, made on first use and shared after.
+    pub fn target(&self, key: TargetKey) -> Arc<TargetState> {
+        lock(&self.targets).entry(key).or_default().clone()
+    }
+
+    /// The state of one service, made on first use and shared after.
+    pub fn service(&self, name: &str) -> Arc<ServiceState> {
+        let mut services = lock(&self.services);
+        if let Some(state) = services.get(name) {
+            return state.clone();
+        }
+        let state = Arc::new(ServiceState::default());
+        services.insert(name.into(), state.clone());
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_shared_by_identity() {
+        let registry = UpstreamRegistry::default();
+        let key = TargetKey {
+            service: "users".into(),
+            address: "http://127.0.0.1:1".into(),
+        };
+        let a = registry.target(key.clone());
+        let b = registry.target(key);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(
+            &registry.service("users"),
+            &registry.service("users")
+        ));
+    }
+
+    #[test]
+    fn attempts_count_in_flight_until_dropped() {
+        let target = Arc::new(TargetState::default());
+        let service = Arc::new(ServiceState::default());
+        let first = Attempt::start(&target, &service);
+        let second = Attempt::start(&target, &service);
+        assert_eq!(target.in_flight(), 2);
+        first.finish(Outcome::Status(200));
+        drop(second);
+        assert_eq!(target.in_flight(), 0);
+    }
+}
