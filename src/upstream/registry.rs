@@ -29,6 +29,12 @@ impl TargetState {
     pub fn available(&self, _now: Instant) -> bool {
         true
     }
+
+    /// The target's smoothed latency up to response headers, once it has answered (peak
+    /// EWMA; `balance: ewma` and `GET /services`). Filled by the balancing work.
+    pub fn latency(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// What guards one service as a whole.
@@ -87,7 +93,9 @@ impl Attempt {
         self.started
     }
 
-    /// Records how the attempt ended (latency up to response headers, success or failure).
+    /// Records how the attempt ended (latency up to response headers, success or failure):
+    /// the latency feeds the target's EWMA, failures feed passive ejection and the service's
+    /// circuit breaker.
     pub fn finish(self, outcome: Outcome) {
         let _ = (&self.service, outcome);
     }
