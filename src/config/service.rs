@@ -302,9 +302,9 @@ pub struct ServiceTls {
     /// Verify the target's certificate. Default true.
     pub verify: bool,
     /// PEM file of CAs to trust instead of the system roots.
-    pub ca: Option<String>,
+    pub ca: Option<Spanned<String>>,
     /// Server name sent and verified instead of the URL's host.
-    pub sni: Option<String>,
+    pub sni: Option<Spanned<String>>,
 }
 
 impl Default for ServiceTls {

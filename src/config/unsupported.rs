@@ -47,16 +47,9 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
         key("hash_on", at(&s.hash_on));
         let grpc = s.protocol.as_ref().filter(|p| p.value == Protocol::Grpc);
         key("protocol: grpc", grpc.map(|p| p.referenced));
-        for url in s.url.iter().chain(s.targets.iter().map(|t| &t.url)) {
-            if url.value.starts_with("https://") {
-                key("https://", Some(url.referenced));
-            }
-        }
-        key("retries", at(&s.retries));
         key("health", at(&s.health));
         key("passive", at(&s.passive));
         key("circuit_breaker", at(&s.circuit_breaker));
-        key("tls", at(&s.tls));
         key("descriptor", at(&s.descriptor));
         key("protos", at(&s.protos));
     }

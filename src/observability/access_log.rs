@@ -41,8 +41,11 @@ pub struct AccessEntry {
     pub bytes_out: u64,
     /// Time from request to the end of the response.
     pub duration_ms: f64,
-    /// Time the upstream took to answer with headers.
+    /// Time the upstream took to answer with headers (the last attempt's).
     pub upstream_ms: Option<f64>,
+    /// Attempts made on the service, when it was retried (absent: one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     /// The authenticated consumer.
     pub consumer: Option<String>,
     /// The cache's verdict (HIT, MISS, BYPASS).

@@ -5,6 +5,7 @@
 //! `security_headers`. Later steps (`ip_filter`,
 //! `cors`, `auth`, …) slot into [`Gateway::process`] in SPEC order as fields of the plan.
 
+mod attempts;
 pub mod auth;
 pub mod authorize;
 pub mod cache;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
-use http::{HeaderValue, Request, Response, Uri, Version};
+use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
@@ -38,7 +39,7 @@ use crate::runtime::{
     ForwardPlan, Limits, Respond, RouteAction, RoutePlan, Runtime, RuntimeHandle, State,
 };
 use crate::server::ConnContext;
-use crate::upstream::{self, UpstreamProtocol};
+use crate::upstream;
 
 use exchange::{ClientBody, Finish, PendingLog};
 use forward::ForwardedFor;
@@ -387,16 +388,8 @@ impl Gateway {
             });
             path_and_query.push_str(query);
         }
-        // HTTP/1.1 upstreams get the origin form (`/path?query`), HTTP/2 the absolute form.
-        let uri = match service.protocol {
-            UpstreamProtocol::Http1 => Uri::try_from(path_and_query).map_err(http::Error::from),
-            UpstreamProtocol::H2c => Uri::builder()
-                .scheme(target.scheme.clone())
-                .authority(target.authority.clone())
-                .path_and_query(path_and_query)
-                .build(),
-        }
-        .map_err(|err| {
+        // The origin form (`/path?query`); an HTTP/2 attempt adds the target's authority.
+        let uri = Uri::try_from(path_and_query).map_err(|err| {
             GatewayError::bad_request("the forwarded path is not a valid URI").with_cause(err)
         })?;
         let client_host = parts.headers.get(HOST).cloned().or_else(|| {
@@ -427,10 +420,6 @@ impl Gateway {
             transform.headers(&mut parts.headers);
         }
         parts.uri = uri;
-        parts.version = match service.protocol {
-            UpstreamProtocol::Http1 => Version::HTTP_11,
-            UpstreamProtocol::H2c => Version::HTTP_2,
-        };
 
         if ctx.entry.is_some() {
             ctx.bytes_in = Some(Arc::default());
@@ -441,17 +430,23 @@ impl Gateway {
         }
         let upstream_request = Request::from_parts(parts, body);
 
-        let attempt = upstream::Attempt::start(&endpoint.state, &service.state);
-        let answer = match upstream::send(service, endpoint, upstream_request, plan.timeout).await {
-            Ok(answer) => {
-                attempt.finish(upstream::Outcome::Status(answer.response.status().as_u16()));
-                answer
-            }
-            Err(failure) => {
-                attempt.finish(failure.outcome);
-                return Err(failure.error);
-            }
+        let exchange = attempts::Exchange {
+            service,
+            endpoints: &endpoints,
+            first: index,
+            timeout: plan.timeout,
+            preserve_host: plan.preserve_host,
+            client_ip: ctx.client_ip,
+            consumer: ctx.identity.as_ref().and_then(|i| i.consumer.as_deref()),
         };
+        let tried = attempts::run(exchange, upstream_request).await;
+        if let Some(entry) = ctx.entry.as_mut()
+            && tried.attempts > 1
+        {
+            entry.target = Some(endpoints.targets[tried.target].target.url.clone());
+            entry.attempts = Some(tried.attempts);
+        }
+        let answer = tried.result?;
         if let Some(entry) = ctx.entry.as_mut() {
             entry.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
         }

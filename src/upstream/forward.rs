@@ -1,15 +1,18 @@
-//! Sending one request to one target, with the timeout, and classifying what went wrong.
+//! Sending one request to one target, with the timeout, and classifying what went wrong:
+//! [`connect`] (nothing sent yet when it fails) then [`exchange`], or both with [`send`].
 
 use std::error::Error as StdError;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use http::{Request, Response};
+use http::uri::PathAndQuery;
+use http::{Request, Response, Uri, Version};
 use hyper::body::{Body, Incoming};
+use hyper::client::conn::{http1, http2};
+use tokio::time::Instant;
 
-use super::UpstreamProtocol;
-use super::pool::{ConnectError, Lease};
+use super::pool::{ConnectError, Connection, Lease};
 use super::registry::Outcome;
-use super::service::{Endpoint, ServiceRuntime};
+use super::service::{Endpoint, ServiceRuntime, Target};
 use crate::body::{RequestBody, is_body_too_large};
 use crate::error::{ErrorKind, GatewayError};
 
@@ -39,8 +42,8 @@ impl From<Failure> for GatewayError {
 }
 
 /// Sends `request` to `endpoint` of `service`, waiting at most `timeout` for the response
-/// headers. For HTTP/1.1 the request's URI must be in origin form (`/path?query`); for h2c it
-/// must be absolute.
+/// headers (connecting included). The request's URI may be in origin form (`/path?query`):
+/// it is put in the form the connection's protocol needs.
 pub async fn send(
     service: &ServiceRuntime,
     endpoint: &Endpoint,
@@ -48,27 +51,59 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<UpstreamResponse, Failure> {
     let started = Instant::now();
+    let connection = connect(service, endpoint, started + timeout).await?;
+    exchange(
+        service,
+        endpoint,
+        connection,
+        request,
+        started,
+        started + timeout,
+    )
+    .await
+}
+
+/// A connection to `endpoint` for one request: pooled, or opened within the service's connect
+/// timeout and by `deadline`. Nothing has been sent when this fails, so any request may try
+/// another target.
+pub async fn connect(
+    service: &ServiceRuntime,
+    endpoint: &Endpoint,
+    deadline: Instant,
+) -> Result<Connection, Failure> {
+    let url = &endpoint.target.url;
+    match tokio::time::timeout_at(
+        deadline,
+        endpoint.pool().connection(service.connect_timeout),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(err)) => Err(connect_error(err, url)),
+        Err(_) => Err(connect_error(ConnectError::Timeout, url)),
+    }
+}
+
+/// Sends `request` on `connection` and waits for the response headers until `deadline`;
+/// `started` is when the attempt began (for [`UpstreamResponse::elapsed`]).
+pub async fn exchange(
+    service: &ServiceRuntime,
+    endpoint: &Endpoint,
+    connection: Connection,
+    request: Request<RequestBody>,
+    started: Instant,
+    deadline: Instant,
+) -> Result<UpstreamResponse, Failure> {
     let url = &endpoint.target.url;
     let exchange = async {
-        match service.protocol {
-            UpstreamProtocol::Http1 => send_http1(service, endpoint, request).await,
-            UpstreamProtocol::H2c => {
-                let mut sender = Box::pin(endpoint.pool().h2c(service.connect_timeout))
-                    .await
-                    .map_err(|err| connect_error(err, url))?;
-                sender
-                    .ready()
-                    .await
-                    .map_err(|err| exchange_error(&err, url))?;
-                let response = sender
-                    .send_request(request)
-                    .await
-                    .map_err(|err| exchange_error(&err, url))?;
-                Ok((response, None))
+        match connection {
+            Connection::Http1(sender) => {
+                send_http1(endpoint, sender, request, service.connect_timeout).await
             }
+            Connection::Http2(sender) => send_http2(endpoint, sender, request).await,
         }
     };
-    match tokio::time::timeout(timeout, exchange).await {
+    match tokio::time::timeout_at(deadline, exchange).await {
         Ok(Ok((response, lease))) => Ok(UpstreamResponse {
             response,
             lease,
@@ -81,38 +116,39 @@ pub async fn send(
                 ErrorKind::GatewayTimeout,
                 "the upstream service did not answer in time",
             )
-            .with_cause(format!("{url}: no response within {timeout:?}")),
+            .with_cause(format!(
+                "{url}: no response within {:?}",
+                deadline.saturating_duration_since(started)
+            )),
         }),
     }
 }
 
-/// One HTTP/1.1 exchange on a pooled connection; a request that a stale pooled connection
-/// could not take (it was never sent) goes once more on a fresh connection.
+/// One HTTP/1.1 exchange; a request that a stale pooled connection could not take (it was
+/// never sent) goes once more on a fresh connection.
 async fn send_http1(
-    service: &ServiceRuntime,
     endpoint: &Endpoint,
-    request: Request<RequestBody>,
+    mut sender: http1::SendRequest<RequestBody>,
+    mut request: Request<RequestBody>,
+    connect_timeout: Duration,
 ) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
     let pool = endpoint.pool();
     let url = &endpoint.target.url;
-    // Connecting is the cold path: boxed, so its state does not weigh on every exchange.
-    let fresh = || async {
-        Box::pin(pool.connect_http1(service.connect_timeout))
-            .await
-            .map_err(|err| connect_error(err, url))
-    };
-    let mut sender = match pool.take() {
-        Some(mut pooled) => match pooled.ready().await {
-            Ok(()) => pooled,
-            Err(_) => fresh().await?,
-        },
-        None => fresh().await?,
-    };
+    origin_form(&mut request);
     let response = match sender.try_send_request(request).await {
         Ok(response) => response,
         Err(mut err) => match err.take_message() {
             Some(request) => {
-                sender = fresh().await?;
+                // The stale connection's replacement, within the attempt's deadline too.
+                let fresh = Box::pin(pool.open(connect_timeout))
+                    .await
+                    .map_err(|err| connect_error(err, url))?;
+                match fresh {
+                    Connection::Http1(fresh) => sender = fresh,
+                    Connection::Http2(fresh) => {
+                        return Box::pin(send_http2(endpoint, fresh, request)).await;
+                    }
+                }
                 sender.ready().await.map_err(|e| exchange_error(&e, url))?;
                 sender
                     .send_request(request)
@@ -130,6 +166,48 @@ async fn send_http1(
     Ok((response, Some(lease)))
 }
 
+/// One HTTP/2 exchange on the worker's multiplexed connection.
+async fn send_http2(
+    endpoint: &Endpoint,
+    mut sender: http2::SendRequest<RequestBody>,
+    mut request: Request<RequestBody>,
+) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
+    let url = &endpoint.target.url;
+    absolute_form(&mut request, &endpoint.target);
+    sender
+        .ready()
+        .await
+        .map_err(|err| exchange_error(&err, url))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|err| exchange_error(&err, url))?;
+    Ok((response, None))
+}
+
+/// HTTP/1.1 sends `/path?query`.
+fn origin_form(request: &mut Request<RequestBody>) {
+    *request.version_mut() = Version::HTTP_11;
+    if request.uri().authority().is_some()
+        && let Some(path) = request.uri().path_and_query().cloned()
+    {
+        *request.uri_mut() = Uri::from(path);
+    }
+}
+
+/// HTTP/2 sends the scheme and authority (`:scheme`, `:authority`) with the path: the target's.
+fn absolute_form(request: &mut Request<RequestBody>, target: &Target) {
+    *request.version_mut() = Version::HTTP_2;
+    let mut parts = std::mem::take(request.uri_mut()).into_parts();
+    parts.scheme = Some(target.scheme.clone());
+    parts.authority = Some(target.authority.clone());
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    // Scheme, authority and path are all set, so the parts always make a URI.
+    *request.uri_mut() = Uri::from_parts(parts).unwrap_or_default();
+}
+
 fn connect_error(err: ConnectError, url: &str) -> Failure {
     let error = match err {
         ConnectError::Timeout => GatewayError::new(
@@ -142,6 +220,11 @@ fn connect_error(err: ConnectError, url: &str) -> Failure {
             "the upstream service refused the connection",
         )
         .with_cause(format!("{url}: {err}")),
+        ConnectError::Tls(err) => GatewayError::new(
+            ErrorKind::BadGateway,
+            "a secure connection to the upstream service could not be established",
+        )
+        .with_cause(format!("{url}: TLS: {}", chain(&err))),
         ConnectError::Handshake(err) => GatewayError::new(
             ErrorKind::BadGateway,
             "the upstream service failed to answer",

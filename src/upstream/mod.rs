@@ -1,11 +1,18 @@
-//! Upstream services: connection pools, target selection and forwarding with timeouts.
+//! Upstream services: connection pools, target selection, forwarding with timeouts, retries
+//! and TLS to https targets.
 
 mod forward;
 mod pool;
 mod registry;
+mod retry;
 mod service;
+mod tls;
 
-pub use forward::{Failure, UpstreamResponse, send};
-pub use pool::{ClientPools, ConnectError, Lease, TargetPool, UpstreamProtocol, WorkerPools};
+pub use forward::{Failure, UpstreamResponse, connect, exchange, send};
+pub use pool::{
+    ClientPools, ConnectError, Connection, Lease, TargetPool, UpstreamProtocol, WorkerPools,
+};
 pub use registry::{Attempt, Outcome, ServiceState, TargetKey, TargetState, UpstreamRegistry};
+pub use retry::{MIN_RETRIES_PER_SEC, RetryBudget, RetryPolicy};
 pub use service::{Endpoint, Endpoints, PickKey, ServiceRuntime, Target, TargetError};
+pub use tls::{TargetTls, TlsKey, UpstreamTls};

@@ -4,8 +4,8 @@
 //! Each worker keeps its own connections (see `server::workers`): a request is sent on a
 //! connection owned by the thread that serves it, so no lock is ever contended and no wake-up
 //! crosses threads. HTTP/1.1 connections are leased for one exchange and come back to the pool
-//! when the response body has been read to its end ([`Lease`]); an h2c target has one
-//! multiplexed connection per worker.
+//! when the response body has been read to its end ([`Lease`]); an h2c target, or an https
+//! target that chose HTTP/2 by ALPN, has one multiplexed connection per worker.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,12 +18,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::tls::{TargetTls, TlsKey};
 use crate::body::RequestBody;
 
 /// How the gateway speaks to a service's targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UpstreamProtocol {
-    /// HTTP/1.1 with keep-alive.
+    /// HTTP/1.1 with keep-alive; on `https` targets, HTTP/2 when the target picks it by ALPN.
     Http1,
     /// HTTP/2 over cleartext, prior knowledge.
     H2c,
@@ -38,10 +39,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Why no connection could be had.
 #[derive(Debug)]
 pub enum ConnectError {
-    /// The target did not accept within the connect timeout.
+    /// The target did not accept (and finish the TLS handshake) within the connect timeout.
     Timeout,
-    /// The target's name did not resolve, refused, or the handshake failed.
+    /// The target's name did not resolve, or it refused.
     Failed(io::Error),
+    /// The TLS handshake failed (untrusted certificate, wrong name, no common protocol).
+    Tls(io::Error),
     /// The HTTP handshake failed.
     Handshake(hyper::Error),
 }
@@ -51,9 +54,18 @@ impl std::fmt::Display for ConnectError {
         match self {
             Self::Timeout => f.write_str("connect timed out"),
             Self::Failed(err) => write!(f, "connect failed: {err}"),
+            Self::Tls(err) => write!(f, "TLS handshake failed: {err}"),
             Self::Handshake(err) => write!(f, "handshake failed: {err}"),
         }
     }
+}
+
+/// A connection ready to take one request.
+pub enum Connection {
+    /// HTTP/1.1: one exchange at a time; back to the pool when the response has been read.
+    Http1(http1::SendRequest<RequestBody>),
+    /// HTTP/2: multiplexed, shared by the worker's requests to the target.
+    Http2(http2::SendRequest<RequestBody>),
 }
 
 struct Idle {
@@ -64,6 +76,8 @@ struct Idle {
 /// One worker's connections to one target.
 pub struct TargetPool {
     authority: Authority,
+    protocol: UpstreamProtocol,
+    tls: Option<TargetTls>,
     idle: Mutex<Vec<Idle>>,
     h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
 }
@@ -75,9 +89,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl TargetPool {
-    fn new(authority: Authority) -> Self {
+    fn new(authority: Authority, protocol: UpstreamProtocol, tls: Option<TargetTls>) -> Self {
         Self {
             authority,
+            protocol,
+            tls,
             idle: Mutex::new(Vec::new()),
             h2: Mutex::new(None),
         }
@@ -88,8 +104,38 @@ impl TargetPool {
         lock(&self.idle).len()
     }
 
+    /// A connection for one request: the worker's HTTP/2 connection to the target, else the
+    /// most recently used idle HTTP/1.1 one that is still open, else a new one.
+    pub(super) async fn connection(
+        &self,
+        connect_timeout: Duration,
+    ) -> Result<Connection, ConnectError> {
+        // Only h2c and https targets can have an HTTP/2 connection: plain HTTP/1.1 skips
+        // the look.
+        let may_be_h2 = self.protocol == UpstreamProtocol::H2c || self.tls.is_some();
+        if may_be_h2 && let Some(sender) = self.h2_sender() {
+            return Ok(Connection::Http2(sender));
+        }
+        if self.protocol == UpstreamProtocol::Http1
+            && let Some(mut pooled) = self.take()
+            && pooled.ready().await.is_ok()
+        {
+            return Ok(Connection::Http1(pooled));
+        }
+        // Connecting is the cold path: boxed, so its state does not weigh on every exchange.
+        Box::pin(self.open(connect_timeout)).await
+    }
+
+    /// The worker's open HTTP/2 connection to the target, if it has one.
+    fn h2_sender(&self) -> Option<http2::SendRequest<RequestBody>> {
+        lock(&self.h2)
+            .as_ref()
+            .filter(|sender| !sender.is_closed())
+            .cloned()
+    }
+
     /// The most recently used idle HTTP/1.1 connection that is still open.
-    pub(super) fn take(&self) -> Option<http1::SendRequest<RequestBody>> {
+    fn take(&self) -> Option<http1::SendRequest<RequestBody>> {
         let mut idle = lock(&self.idle);
         while let Some(entry) = idle.pop() {
             if !entry.sender.is_closed() && entry.since.elapsed() < IDLE_TIMEOUT {
@@ -114,76 +160,105 @@ impl TargetPool {
         });
     }
 
-    /// Opens a new HTTP/1.1 connection.
-    pub(super) async fn connect_http1(
-        &self,
-        connect_timeout: Duration,
-    ) -> Result<http1::SendRequest<RequestBody>, ConnectError> {
-        let stream = connect(&self.authority, connect_timeout).await?;
-        let (sender, connection) = http1::Builder::new()
-            .max_headers(256)
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(ConnectError::Handshake)?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%err, "upstream connection ended with an error");
+    /// Opens a new connection: TCP, then TLS for an `https` target, then HTTP/2 (h2c, or
+    /// `h2` chosen by ALPN; kept as the worker's connection) or HTTP/1.1. The connect timeout
+    /// covers the TCP and TLS handshakes.
+    pub(super) async fn open(&self, connect_timeout: Duration) -> Result<Connection, ConnectError> {
+        let opened = async {
+            let stream = connect(&self.authority)
+                .await
+                .map_err(ConnectError::Failed)?;
+            match &self.tls {
+                None => Ok((
+                    Transport::Plain(stream),
+                    self.protocol == UpstreamProtocol::H2c,
+                )),
+                Some(tls) => {
+                    let stream = tls.handshake(stream).await.map_err(ConnectError::Tls)?;
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    Ok((Transport::Tls(Box::new(stream)), h2))
+                }
             }
-        });
-        Ok(sender)
-    }
-
-    /// The worker's HTTP/2 connection to the target, opened when there is none (or it closed).
-    pub(super) async fn h2c(
-        &self,
-        connect_timeout: Duration,
-    ) -> Result<http2::SendRequest<RequestBody>, ConnectError> {
-        if let Some(sender) = lock(&self.h2).as_ref()
-            && !sender.is_closed()
-        {
-            return Ok(sender.clone());
+        };
+        let (transport, h2) = tokio::time::timeout(connect_timeout, opened)
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
+        if !h2 {
+            return match transport {
+                Transport::Plain(io) => http1_handshake(TokioIo::new(io)).await,
+                Transport::Tls(io) => http1_handshake(TokioIo::new(io)).await,
+            };
         }
-        let stream = connect(&self.authority, connect_timeout).await?;
-        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .adaptive_window(true)
-            .keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(ConnectError::Handshake)?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%err, "upstream h2 connection ended with an error");
-            }
-        });
+        let sender = match transport {
+            Transport::Plain(io) => http2_handshake(TokioIo::new(io)).await?,
+            Transport::Tls(io) => http2_handshake(TokioIo::new(io)).await?,
+        };
         *lock(&self.h2) = Some(sender.clone());
-        Ok(sender)
+        Ok(Connection::Http2(sender))
     }
 }
 
-async fn connect(authority: &Authority, timeout: Duration) -> Result<TcpStream, ConnectError> {
+/// A connected stream, before the HTTP handshake.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+async fn http1_handshake<I>(io: I) -> Result<Connection, ConnectError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::Builder::new()
+        .max_headers(256)
+        .handshake(io)
+        .await
+        .map_err(ConnectError::Handshake)?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(%err, "upstream connection ended with an error");
+        }
+    });
+    Ok(Connection::Http1(sender))
+}
+
+async fn http2_handshake<I>(io: I) -> Result<http2::SendRequest<RequestBody>, ConnectError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .adaptive_window(true)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .handshake(io)
+        .await
+        .map_err(ConnectError::Handshake)?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(%err, "upstream h2 connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// A TCP connection to the first address of `authority` that accepts.
+async fn connect(authority: &Authority) -> io::Result<TcpStream> {
     let host = authority
         .host()
         .trim_start_matches('[')
         .trim_end_matches(']');
     let port = authority.port_u16().unwrap_or(80);
-    let attempt = async {
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-        for addr in tokio::net::lookup_host((host, port)).await? {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => return Ok(stream),
-                Err(err) => last = err,
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
             }
+            Err(err) => last = err,
         }
-        Err(last)
-    };
-    let stream = tokio::time::timeout(timeout, attempt)
-        .await
-        .map_err(|_| ConnectError::Timeout)?
-        .map_err(ConnectError::Failed)?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+    }
+    Err(last)
 }
 
 /// An HTTP/1.1 connection lent to one exchange; give it back when the response body ended.
@@ -206,11 +281,14 @@ impl Lease {
 /// One target's pools, one per worker thread.
 pub type WorkerPools = Arc<[Arc<TargetPool>]>;
 
-/// Every target's pools, one per worker, by target address and protocol; lives in the state
-/// registry across reloads.
+/// What connections may be shared by: the address, the protocol and the TLS settings.
+type PoolKey = (Authority, UpstreamProtocol, Option<TlsKey>);
+
+/// Every target's pools, one per worker, by target address, protocol and TLS settings; lives
+/// in the state registry across reloads.
 pub struct ClientPools {
     workers: usize,
-    targets: Mutex<HashMap<(Authority, UpstreamProtocol), WorkerPools>>,
+    targets: Mutex<HashMap<PoolKey, WorkerPools>>,
 }
 
 impl Default for ClientPools {
@@ -228,17 +306,20 @@ impl ClientPools {
         }
     }
 
-    /// The pools of one target, one per worker, made on first use and shared after.
+    /// The pools of one target, one per worker, made on first use and shared after by every
+    /// target with the same address, protocol and TLS settings (`tls` for `https` targets).
     pub fn target(
         &self,
         authority: &Authority,
         protocol: UpstreamProtocol,
+        tls: Option<&TargetTls>,
     ) -> Arc<[Arc<TargetPool>]> {
+        let key = (authority.clone(), protocol, tls.map(|t| t.key().clone()));
         lock(&self.targets)
-            .entry((authority.clone(), protocol))
+            .entry(key)
             .or_insert_with(|| {
                 (0..self.workers)
-                    .map(|_| Arc::new(TargetPool::new(authority.clone())))
+                    .map(|_| Arc::new(TargetPool::new(authority.clone(), protocol, tls.cloned())))
                     .collect()
             })
             .clone()

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::time::Instant;
 
+use super::retry::RetryBudget;
+
 /// What live traffic and health checks know about one target of one service.
 #[derive(Debug, Default)]
 pub struct TargetState {
@@ -39,7 +41,10 @@ impl TargetState {
 
 /// What guards one service as a whole.
 #[derive(Debug, Default)]
-pub struct ServiceState {}
+pub struct ServiceState {
+    /// The retries the service may still take (`retries`).
+    pub retry_budget: RetryBudget,
+}
 
 /// How one attempt on a target ended, as the balancer, passive ejection and the circuit
 /// breaker count it.

@@ -14,13 +14,15 @@ use tokio::time::Instant;
 
 use super::pool::{ClientPools, TargetPool, UpstreamProtocol, WorkerPools};
 use super::registry::{ServiceState, TargetKey, TargetState, UpstreamRegistry};
+use super::retry::RetryPolicy;
+use super::tls::{TargetTls, UpstreamTls};
 
 /// One address that serves a service.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The target's URL as written in the config, for logs.
     pub url: String,
-    /// `http` (https comes with upstream TLS).
+    /// `http` or `https`.
     pub scheme: Scheme,
     /// `host:port` to connect to.
     pub authority: Authority,
@@ -28,6 +30,8 @@ pub struct Target {
     pub host_header: HeaderValue,
     /// Relative share of traffic (≥ 1).
     pub weight: u32,
+    /// How to speak TLS to an `https` target (set by [`Target::with_tls`]).
+    pub tls: Option<TargetTls>,
 }
 
 /// Why a target URL was refused.
@@ -43,16 +47,16 @@ impl fmt::Display for TargetError {
 impl std::error::Error for TargetError {}
 
 impl Target {
-    /// Parses a target URL (`http://host:port`, no path) with its weight. The URL rules are
-    /// the config's ([`crate::config::parse_target_url`]); this only adds that https targets
-    /// are not supported yet.
+    /// Parses a target URL (`http(s)://host:port`, no path) with its weight. The URL rules
+    /// are the config's ([`crate::config::parse_target_url`]). An `https` target needs its
+    /// TLS settings next ([`Target::with_tls`]).
     pub fn parse(url: &str, weight: u32) -> Result<Self, TargetError> {
         let parsed = crate::config::parse_target_url(url).map_err(TargetError)?;
-        if parsed.https {
-            return Err(TargetError(format!(
-                "target URL `{url}`: only http:// targets are supported yet"
-            )));
-        }
+        let (scheme, default_port) = if parsed.https {
+            (Scheme::HTTPS, 443)
+        } else {
+            (Scheme::HTTP, 80)
+        };
         let host = if parsed.host.contains(':') {
             format!("[{}]", parsed.host)
         } else {
@@ -64,7 +68,7 @@ impl Target {
             .parse()
             .map_err(|e| invalid(&e))?;
         // The default port is left out of `Host`, as clients do.
-        let host_header = if parsed.port == 80 {
+        let host_header = if parsed.port == default_port {
             HeaderValue::from_str(&host)
         } else {
             HeaderValue::from_str(authority.as_str())
@@ -72,11 +76,32 @@ impl Target {
         .map_err(|e| invalid(&e))?;
         Ok(Self {
             url: url.to_owned(),
-            scheme: Scheme::HTTP,
+            scheme,
             authority,
             host_header,
             weight: weight.max(1),
+            tls: None,
         })
+    }
+
+    /// Whether the target is `https://`.
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+
+    /// This `https` target with the service's TLS settings; its server name is the URL's host
+    /// unless `tls.sni` says otherwise.
+    pub fn with_tls(mut self, tls: &UpstreamTls) -> Result<Self, TargetError> {
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let tls = tls
+            .for_host(host)
+            .map_err(|e| TargetError(format!("target URL `{}`: {e}", self.url)))?;
+        self.tls = Some(tls);
+        Ok(self)
     }
 }
 
@@ -92,6 +117,8 @@ pub struct ServiceRuntime {
     pub request_timeout: Duration,
     /// The service's state in the registry (breaker, retry budget).
     pub state: Arc<ServiceState>,
+    /// How failed attempts are retried; `None`: they are not.
+    pub retry: Option<RetryPolicy>,
     endpoints: ArcSwap<Endpoints>,
 }
 
@@ -176,7 +203,7 @@ impl ServiceRuntime {
         let endpoints = targets
             .into_iter()
             .map(|target| Endpoint {
-                pools: pools.target(&target.authority, protocol),
+                pools: pools.target(&target.authority, protocol, target.tls.as_ref()),
                 state: registry.target(TargetKey {
                     service: name.clone(),
                     address: target.url.clone(),
@@ -190,8 +217,15 @@ impl ServiceRuntime {
             protocol,
             connect_timeout,
             request_timeout,
+            retry: None,
             endpoints: ArcSwap::from_pointee(Endpoints::new(endpoints)),
         }
+    }
+
+    /// This service, retrying failed attempts by `policy`.
+    pub fn with_retries(mut self, policy: Option<RetryPolicy>) -> Self {
+        self.retry = policy;
+        self
     }
 
     /// The targets the service has now.
@@ -261,6 +295,12 @@ mod tests {
         assert_eq!(t.authority.as_str(), "users.internal:80");
         assert_eq!(t.host_header, "users.internal");
         assert!(Target::parse("http://a:1/path", 1).is_err());
+        let t = Target::parse("https://api.internal", 1).expect("valid");
+        assert_eq!(t.authority.as_str(), "api.internal:443");
+        assert_eq!(t.host_header, "api.internal");
+        assert!(t.is_https());
+        let t = Target::parse("https://api.internal:8443", 1).expect("valid");
+        assert_eq!(t.host_header, "api.internal:8443");
         assert!(Target::parse("ftp://a:1", 1).is_err());
     }
 }

@@ -7,6 +7,7 @@
 
 mod plugins;
 mod routes;
+mod transport;
 
 use std::net::SocketAddr;
 
@@ -15,7 +16,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::Config;
 use super::error::{ConfigError, did_you_mean};
-use super::service::{Balance, RetryOn, Service};
+use super::service::{Balance, Service};
 use super::tokens::Selector;
 
 /// Checks a parsed config; returns every problem found, in file order.
@@ -284,18 +285,7 @@ impl<'a> Checker<'a> {
             }
             (None, false) => {}
         }
-        if let Some(retries) = &service.retries {
-            for on in &retries.value.on {
-                if let RetryOn::Status(status) = on.value
-                    && !(400..=599).contains(&status)
-                {
-                    self.error(
-                        on.referenced,
-                        format!("`retries.on` status {status} is not an error status (400–599)"),
-                    );
-                }
-            }
-        }
+        self.service_transport(service);
         if let Some(breaker) = &service.circuit_breaker {
             let ratio = breaker.value.failure_ratio;
             if !(ratio > 0.0 && ratio <= 1.0) {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 mod plugins;
+mod transport;
 
 use super::plan::{ForwardPlan, Respond, RouteAction, RoutePlan};
 use super::state::State;
@@ -23,7 +24,7 @@ use crate::pipeline::rate_limit::ScopeOf;
 use crate::pipeline::redirect::HttpsRedirect;
 use crate::router::{PathSpec, Pattern, RouteSpec, Router};
 use crate::template::Template;
-use crate::upstream::{ServiceRuntime, Target, UpstreamProtocol};
+use crate::upstream::{ServiceRuntime, UpstreamProtocol};
 use plugins::{RouteOf, cache, compile_steps, rate_limit, security_headers, transforms};
 
 /// What [`compile`] gives: a runtime ready to swap in, or every error found.
@@ -216,8 +217,11 @@ fn compile_services(
                 .map(|t| (&t.url, t.weight.value))
                 .collect(),
         };
+        let Ok(tls) = transport::service_tls(config, name, spec, errors) else {
+            continue;
+        };
         for (url, weight) in listed {
-            match Target::parse(&url.value, weight) {
+            match transport::target(&url.value, weight, tls.as_ref()) {
                 Ok(target) => targets.push(target),
                 Err(err) => errors.at(url.referenced, err.to_string()),
             }
@@ -237,15 +241,18 @@ fn compile_services(
         };
         services.insert(
             name.clone(),
-            Arc::new(ServiceRuntime::new(
-                name,
-                targets,
-                protocol,
-                &state.pools,
-                &state.upstreams,
-                spec.timeouts.connect.0,
-                spec.timeouts.request.0,
-            )),
+            Arc::new(
+                ServiceRuntime::new(
+                    name,
+                    targets,
+                    protocol,
+                    &state.pools,
+                    &state.upstreams,
+                    spec.timeouts.connect.0,
+                    spec.timeouts.request.0,
+                )
+                .with_retries(transport::retries(spec)),
+            ),
         );
     }
     services

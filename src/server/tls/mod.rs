@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use names::client_cn;
 pub use settings::compile;
+pub(crate) use settings::read_certificates;
 
 use crate::pipeline::Gateway;
 

@@ -106,8 +106,9 @@ fn certified_key(
     }
 }
 
-/// The certificates of a PEM file; an error when it has none.
-fn read_certificates(
+/// The certificates of a PEM file; an error when it has none. Also reads the CAs of
+/// upstream TLS (`services.*.tls.ca`).
+pub(crate) fn read_certificates(
     config: &Config,
     path: &Spanned<String>,
     errors: &mut Vec<(Location, String)>,

@@ -1,0 +1,298 @@
+//! Upstream protocols (SPEC §2.2 `protocol`, `tls`): `https://` targets verified against a
+//! CA file, `verify: false`, `sni`, HTTP/2 chosen by ALPN, h2c; CA files read at compile time
+//! with located errors, and re-read by a reload.
+
+#[path = "common/certs.rs"]
+mod certs;
+mod common;
+#[path = "common/faulty.rs"]
+mod faulty;
+
+use certs::Ca;
+use common::{base, client, error_body, gateway};
+use faulty::{Mode, faulty, faulty_tls, self_signed};
+use serde_json::Value;
+
+const BOTH: [&[u8]; 2] = [b"h2", b"http/1.1"];
+const HTTP1: [&[u8]; 1] = [b"http/1.1"];
+
+async fn get_json(gw: &gatehouse::app::Gatehouse, path: &str) -> Value {
+    let response = client()
+        .get(format!("{}{path}", base(gw)))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200, "status");
+    response.json().await.expect("json")
+}
+
+/// A gateway with the service `svc` at `url` with `extra` service lines, behind `/**`.
+async fn one_service(url: &str, extra: &str) -> gatehouse::app::Gatehouse {
+    gateway(&format!(
+        "listen: 127.0.0.1:0\nservices:\n  svc:\n    url: \"{url}\"\n{extra}routes:\n  - {{ path: /**, service: svc }}\n"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn https_target_verified_by_the_ca_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("Upstream CA");
+    let leaf = ca.server(&["localhost"]);
+    let upstream = faulty_tls("secure", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &HTTP1).await;
+    let ca_path = ca.write(dir.path(), "ca");
+    let url = format!("https://localhost:{}", upstream.addr.port());
+    let gw = one_service(
+        &url,
+        &format!("    tls: {{ ca: \"{}\" }}\n", ca_path.display()),
+    )
+    .await;
+    for _ in 0..3 {
+        let echo = get_json(&gw, "/a").await;
+        assert_eq!(echo["upstream"], "secure");
+        assert_eq!(
+            echo["version"], "HTTP/1.1",
+            "the upstream offered only http/1.1"
+        );
+        assert_eq!(
+            echo["sni"], "localhost",
+            "the URL's host is the server name"
+        );
+        assert_eq!(
+            echo["host"],
+            "localhost:".to_owned() + &upstream.addr.port().to_string()
+        );
+    }
+}
+
+#[tokio::test]
+async fn http2_is_chosen_by_alpn() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("Upstream CA");
+    let leaf = ca.server(&["localhost"]);
+    let upstream = faulty_tls("h2", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &BOTH).await;
+    let ca_path = ca.write(dir.path(), "ca");
+    let url = format!("https://localhost:{}", upstream.addr.port());
+    let gw = one_service(
+        &url,
+        &format!("    tls: {{ ca: \"{}\" }}\n", ca_path.display()),
+    )
+    .await;
+    for path in ["/one", "/two?x=1"] {
+        let echo = get_json(&gw, path).await;
+        assert_eq!(echo["version"], "HTTP/2.0", "h2 by ALPN");
+        assert_eq!(echo["path"], path.split('?').next().expect("path"));
+    }
+    // A POST with a body goes over the same HTTP/2 connection.
+    let response = client()
+        .post(format!("{}/p", base(&gw)))
+        .body(vec![1u8; 70_000])
+        .send()
+        .await
+        .expect("send");
+    let echo: Value = response.json().await.expect("json");
+    assert_eq!(echo["body_len"], 70_000);
+    assert_eq!(echo["version"], "HTTP/2.0");
+}
+
+#[tokio::test]
+async fn verify_false_accepts_a_self_signed_certificate() {
+    let (cert, key) = self_signed(&["whatever.invalid"]);
+    let upstream = faulty_tls("self", Mode::Echo, &cert, &key, &BOTH).await;
+    let gw = one_service(&upstream.url(), "    tls: { verify: false }\n").await;
+    let echo = get_json(&gw, "/a").await;
+    assert_eq!(echo["upstream"], "self");
+
+    // Verified (against the platform's roots), the same certificate is refused.
+    let gw = one_service(&upstream.url(), "").await;
+    let response = client()
+        .get(format!("{}/a", base(&gw)))
+        .send()
+        .await
+        .expect("send");
+    error_body(response, 502, "bad_gateway").await;
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_502_without_detail() {
+    let dir = tempfile::tempdir().expect("dir");
+    let real = Ca::new("Real CA");
+    let other = Ca::new("Other CA");
+    let leaf = real.server(&["localhost"]);
+    let upstream = faulty_tls("secure", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &BOTH).await;
+    let other_path = other.write(dir.path(), "other");
+    let url = format!("https://localhost:{}", upstream.addr.port());
+    let gw = one_service(
+        &url,
+        &format!("    tls: {{ ca: \"{}\" }}\n", other_path.display()),
+    )
+    .await;
+    let response = client()
+        .get(format!("{}/a", base(&gw)))
+        .send()
+        .await
+        .expect("send");
+    let body = error_body(response, 502, "bad_gateway").await;
+    let text = body.to_string();
+    for leak in ["UnknownIssuer", "certificate", "localhost", "rustls"] {
+        assert!(!text.contains(leak), "error body leaks {leak}: {text}");
+    }
+    assert_eq!(upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn sni_overrides_the_server_name_sent_and_verified() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("Upstream CA");
+    let leaf = ca.server(&["users.internal"]);
+    let upstream = faulty_tls("users", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &BOTH).await;
+    let ca_path = ca.write(dir.path(), "ca");
+    // The URL names an IP address the certificate does not list.
+    let url = upstream.url();
+    let gw = one_service(
+        &url,
+        &format!(
+            "    tls: {{ ca: \"{}\", sni: users.internal }}\n",
+            ca_path.display()
+        ),
+    )
+    .await;
+    let echo = get_json(&gw, "/a").await;
+    assert_eq!(echo["sni"], "users.internal");
+
+    // Without `sni` the IP address is verified, and the certificate does not name it.
+    let gw = one_service(
+        &url,
+        &format!("    tls: {{ ca: \"{}\" }}\n", ca_path.display()),
+    )
+    .await;
+    let response = client()
+        .get(format!("{}/a", base(&gw)))
+        .send()
+        .await
+        .expect("send");
+    error_body(response, 502, "bad_gateway").await;
+}
+
+#[tokio::test]
+async fn h2c_targets_speak_http2_in_cleartext() {
+    let upstream = faulty("h2c", Mode::Echo).await;
+    let gw = one_service(&upstream.url(), "    protocol: h2c\n").await;
+    for _ in 0..3 {
+        let echo = get_json(&gw, "/a?b=c").await;
+        assert_eq!(echo["version"], "HTTP/2.0");
+        assert_eq!(echo["path"], "/a");
+    }
+    assert_eq!(upstream.hits(), 3);
+}
+
+#[tokio::test]
+async fn retries_work_over_https_and_h2() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("Upstream CA");
+    let leaf = ca.server(&["localhost"]);
+    let upstream = faulty_tls("h2", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &BOTH).await;
+    let ca_path = ca.write(dir.path(), "ca");
+    let url = format!("https://localhost:{}", upstream.addr.port());
+    let gw = one_service(
+        &url,
+        &format!(
+            "    tls: {{ ca: \"{}\" }}\n    retries: {{ attempts: 2, backoff: 1ms, methods: [POST] }}\n",
+            ca_path.display()
+        ),
+    )
+    .await;
+    upstream.script(&[Mode::Status(503), Mode::Status(502)]);
+    let response = client()
+        .post(format!("{}/p", base(&gw)))
+        .body("hello")
+        .send()
+        .await
+        .expect("send");
+    let echo: Value = response.json().await.expect("json");
+    assert_eq!(echo["body_len"], 5);
+    assert_eq!(echo["version"], "HTTP/2.0");
+    assert_eq!(upstream.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_reload_re_reads_the_ca_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let real = Ca::new("Real CA");
+    let leaf = real.server(&["localhost"]);
+    let upstream = faulty_tls("secure", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &BOTH).await;
+    // The CA file first holds the wrong CA.
+    let ca_path = Ca::new("Other CA").write(dir.path(), "ca");
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nobservability: {{ access_log: off }}\nservices:\n  svc:\n    url: \"https://localhost:{}\"\n    tls: {{ ca: \"{}\" }}\nroutes:\n  - {{ path: /**, service: svc }}\n",
+        upstream.addr.port(),
+        ca_path.display()
+    );
+    let gw = gateway(&yaml).await;
+    let response = client()
+        .get(format!("{}/a", base(&gw)))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 502);
+
+    real.write(dir.path(), "ca");
+    let config = gatehouse::config::load_str("test.yaml", &yaml).expect("config");
+    gw.apply(&config).expect("reload");
+    let echo = get_json(&gw, "/a").await;
+    assert_eq!(echo["upstream"], "secure");
+}
+
+fn check(text: &str) -> String {
+    match gatehouse::check_str("gatehouse.yaml", text) {
+        Ok(summary) => summary,
+        Err(errors) => errors.to_string(),
+    }
+}
+
+#[test]
+fn ca_file_errors_point_at_the_ca_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let missing = dir.path().join("missing.pem");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").expect("write");
+    let yaml = format!(
+        "services:\n  a:\n    url: https://a.internal\n    tls:\n      ca: \"{}\"\n  b:\n    url: https://b.internal\n    tls: {{ verify: true, ca: \"{}\" }}\nroutes:\n  - {{ path: /a, service: a }}\n  - {{ path: /b, service: b }}\n",
+        missing.display(),
+        garbage.display()
+    );
+    let errors = check(&yaml);
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(lines.len(), 2, "{errors}");
+    assert!(
+        lines[0].starts_with("gatehouse.yaml:5:11: cannot read the certificate file"),
+        "{errors}"
+    );
+    assert!(
+        lines[1].starts_with("gatehouse.yaml:8:30: no PEM certificate in"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn tls_and_protocol_are_checked_against_the_targets() {
+    let errors = check(
+        "services:\n  a:\n    url: http://a.internal\n    tls: { verify: false }\n  b:\n    url: https://b.internal\n    protocol: h2c\n  c:\n    url: https://c.internal\n    tls: { sni: \"not a name\" }\n    retries: { attempts: 11 }\nroutes:\n  - { path: /a, service: a }\n  - { path: /b, service: b }\n  - { path: /c, service: c }\n",
+    );
+    assert!(
+        errors.contains("gatehouse.yaml:4:10: `tls` applies to https:// targets"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("gatehouse.yaml:6:10: `protocol: h2c` is HTTP/2 in cleartext"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("gatehouse.yaml:10:17: `sni` `not a name` is not a valid server name"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("gatehouse.yaml:11:14: `retries.attempts` is at most 10"),
+        "{errors}"
+    );
+}
