@@ -17,7 +17,16 @@ const BOTH: [&[u8]; 2] = [b"h2", b"http/1.1"];
 const HTTP1: [&[u8]; 1] = [b"http/1.1"];
 
 async fn get_json(gw: &gatehouse::app::Gatehouse, path: &str) -> Value {
-    let response = client()
+    get_json_with(&client(), gw, path).await
+}
+
+/// `GET` on one client connection, so the same gateway worker (and pool) serves each call.
+async fn get_json_with(
+    http: &reqwest::Client,
+    gw: &gatehouse::app::Gatehouse,
+    path: &str,
+) -> Value {
+    let response = http
         .get(format!("{}{path}", base(gw)))
         .send()
         .await
@@ -47,8 +56,9 @@ async fn https_target_verified_by_the_ca_file() {
         &format!("    tls: {{ ca: \"{}\" }}\n", ca_path.display()),
     )
     .await;
+    let http = client();
     for _ in 0..3 {
-        let echo = get_json(&gw, "/a").await;
+        let echo = get_json_with(&http, &gw, "/a").await;
         assert_eq!(echo["upstream"], "secure");
         assert_eq!(
             echo["version"], "HTTP/1.1",
@@ -63,6 +73,11 @@ async fn https_target_verified_by_the_ca_file() {
             "localhost:".to_owned() + &upstream.addr.port().to_string()
         );
     }
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "the TLS connection is kept alive and reused"
+    );
 }
 
 #[tokio::test]
@@ -78,13 +93,14 @@ async fn http2_is_chosen_by_alpn() {
         &format!("    tls: {{ ca: \"{}\" }}\n", ca_path.display()),
     )
     .await;
+    let http = client();
     for path in ["/one", "/two?x=1"] {
-        let echo = get_json(&gw, path).await;
+        let echo = get_json_with(&http, &gw, path).await;
         assert_eq!(echo["version"], "HTTP/2.0", "h2 by ALPN");
         assert_eq!(echo["path"], path.split('?').next().expect("path"));
     }
     // A POST with a body goes over the same HTTP/2 connection.
-    let response = client()
+    let response = http
         .post(format!("{}/p", base(&gw)))
         .body(vec![1u8; 70_000])
         .send()
@@ -93,6 +109,7 @@ async fn http2_is_chosen_by_alpn() {
     let echo: Value = response.json().await.expect("json");
     assert_eq!(echo["body_len"], 70_000);
     assert_eq!(echo["version"], "HTTP/2.0");
+    assert_eq!(upstream.connections(), 1, "one multiplexed connection");
 }
 
 #[tokio::test]

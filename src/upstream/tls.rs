@@ -76,7 +76,7 @@ impl UpstreamTls {
         config: &Config,
         service: &str,
         tls: Option<&Spanned<ServiceTls>>,
-    ) -> Result<Self, (Location, String)> {
+    ) -> Result<Self, Located> {
         let settings = tls.map(|t| t.value.clone()).unwrap_or_default();
         let provider = Arc::new(crate::server::tls::provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -140,11 +140,14 @@ impl UpstreamTls {
     }
 }
 
-/// The CAs of the `ca` file, and the file's bytes (the settings' identity).
+/// A config error: where, and what.
+type Located = (Location, String);
+
+/// The CAs of the `ca` file, and their DER bytes (the settings' identity).
 fn read_roots(
     config: &Config,
     ca: &Spanned<String>,
-) -> Result<(RootCertStore, Arc<[u8]>), (Location, String)> {
+) -> Result<(RootCertStore, Arc<[u8]>), Located> {
     let mut errors = Vec::new();
     let certs =
         crate::server::tls::read_certificates(config, ca, &mut errors).ok_or_else(|| {

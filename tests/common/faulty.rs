@@ -54,6 +54,7 @@ struct Shared {
     mode: Mutex<Mode>,
     script: Mutex<VecDeque<Mode>>,
     hits: AtomicUsize,
+    connections: AtomicUsize,
 }
 
 impl Shared {
@@ -68,6 +69,11 @@ impl Faulty {
     /// Requests received so far (including those it failed).
     pub fn hits(&self) -> usize {
         self.state.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     /// Answers every later request by `mode`.
@@ -142,6 +148,7 @@ async fn serve(
         mode: Mutex::new(mode),
         script: Mutex::new(VecDeque::new()),
         hits: AtomicUsize::new(0),
+        connections: AtomicUsize::new(0),
     });
     let shared = state.clone();
     let tls = acceptor.is_some();
@@ -150,6 +157,7 @@ async fn serve(
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            shared.connections.fetch_add(1, Ordering::SeqCst);
             let shared = shared.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
