@@ -496,3 +496,46 @@ async fn a_retry_sends_the_new_target_its_own_host() {
         assert_eq!(echo["host"], good.addr.to_string());
     }
 }
+
+#[tokio::test]
+async fn the_access_log_shows_the_attempts_and_the_last_target() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("access.log");
+    let failing = faulty("failing", Mode::Status(503)).await;
+    let good = faulty("good", Mode::Echo).await;
+    let gw = gateway(&format!(
+        r#"
+listen: 127.0.0.1:0
+observability: {{ access_log: "{}" }}
+services:
+  svc:
+    targets: [{{ url: "{}" }}, {{ url: "{}" }}]
+    retries: {{ attempts: 1, backoff: 1ms }}
+routes:
+  - {{ path: /**, service: svc }}
+"#,
+        log.display(),
+        failing.url(),
+        good.url()
+    ))
+    .await;
+    let response = client()
+        .get(format!("{}/logged", base(&gw)))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    response.bytes().await.expect("body");
+    let mut line = Value::Null;
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(first) = text.lines().next() {
+            line = serde_json::from_str(first).expect("JSON line");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(line["attempts"], 2, "{line}");
+    assert_eq!(line["target"], good.url(), "{line}");
+    assert_eq!(line["status"], 200);
+}

@@ -228,6 +228,8 @@ fn take(tokens: &AtomicI64, amount: i64) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn policy(yaml: &str) -> RetryPolicy {
@@ -315,5 +317,42 @@ mod tests {
         assert!(budget.withdraw(), "ten requests earn two retries");
         assert!(budget.withdraw());
         assert!(!budget.withdraw());
+    }
+
+    proptest! {
+        #[test]
+        fn budget_grants_at_most_a_fifth_of_deposits_plus_the_floor(
+            ops in proptest::collection::vec(any::<bool>(), 0..3000)
+        ) {
+            let budget = RetryBudget::default();
+            let started = std::time::Instant::now();
+            let (mut deposits, mut asked, mut granted) = (0u32, 0u32, 0u32);
+            for deposit in ops {
+                if deposit {
+                    budget.deposit();
+                    deposits += 1;
+                } else {
+                    asked += 1;
+                    granted += u32::from(budget.withdraw());
+                }
+            }
+            // The floor also refills with the time the test took.
+            let refill = started.elapsed().as_secs_f64() * MIN_RETRIES_PER_SEC as f64 + 1.0;
+            let bound = f64::from(deposits) / 5.0 + MIN_RETRIES_PER_SEC as f64 + refill;
+            prop_assert!(f64::from(granted) <= bound, "{granted} granted, bound {bound}");
+            // The floor alone grants the first ten asked.
+            prop_assert!(granted >= asked.min(MIN_RETRIES_PER_SEC as u32));
+        }
+
+        #[test]
+        fn backoff_stays_within_half_and_all_of_the_doubled_wait(
+            backoff_ms in 1u64..2000,
+            retry in 1u32..12,
+        ) {
+            let p = policy(&format!("attempts: 1\nbackoff: {backoff_ms}ms"));
+            let full = Duration::from_millis(backoff_ms) * (1 << (retry - 1));
+            let wait = p.backoff(retry);
+            prop_assert!(wait >= full / 2 && wait <= full, "{wait:?} for {full:?}");
+        }
     }
 }
