@@ -53,9 +53,6 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
             }
         }
         key("retries", at(&s.retries));
-        key("health", at(&s.health));
-        key("passive", at(&s.passive));
-        key("circuit_breaker", at(&s.circuit_breaker));
         key("tls", at(&s.tls));
         key("descriptor", at(&s.descriptor));
         key("protos", at(&s.protos));
