@@ -486,3 +486,97 @@ fn the_resilience_keys_are_supported() {
     let summary = gatehouse::check_str("t.yaml", &yaml).expect("valid");
     let _ = summary;
 }
+
+#[tokio::test]
+async fn a_dry_run_starts_no_health_checks() {
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nservices:\n  api:\n    url: http://127.0.0.1:9\n{HEALTH}routes:\n  - {{ path: /, service: api }}\n"
+    );
+    let config = gatehouse::config::load_str("t.yaml", &yaml).expect("config");
+    let dry = gatehouse::runtime::compile(&config, &gatehouse::runtime::State::dry_run())
+        .expect("compiles");
+    assert!(dry.health_checks.is_empty());
+    let live = gatehouse::runtime::compile(&config, &gatehouse::runtime::State::default())
+        .expect("compiles");
+    assert_eq!(live.health_checks.len(), 1);
+    assert!(live.services_status()[0].health_checks);
+    let weak = std::sync::Arc::downgrade(&live.health_checks[0]);
+    drop(live);
+    assert!(
+        weak.upgrade().is_none(),
+        "the checker goes with its runtime"
+    );
+}
+
+/// An upstream speaking only HTTP/2 with prior knowledge: `/ok` answers 200, anything else
+/// 500. Returns its URL and the count of requests it answered.
+async fn h2_only_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let hits = counted.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: http::Request<_>| {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let _: &hyper::body::Incoming = request.body();
+                    let status = if request.uri().path() == "/ok" {
+                        200
+                    } else {
+                        500
+                    };
+                    let response = http::Response::builder()
+                        .status(status)
+                        .body(http_body_util::Empty::<bytes::Bytes>::new())
+                        .expect("response");
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn h2c_services_are_probed_over_http2() {
+    let (url, hits) = h2_only_upstream().await;
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+services:
+  good:
+    url: \"{url}\"
+    protocol: h2c
+    health: {{ path: /ok, interval: 50ms, timeout: 500ms, healthy_after: 1, unhealthy_after: 1 }}
+  bad:
+    url: \"{url}\"
+    protocol: h2c
+    health: {{ path: /status/500, interval: 50ms, timeout: 500ms, healthy_after: 1, unhealthy_after: 1 }}
+routes:
+  - {{ path: /**, service: good }}
+"
+    );
+    let gw = gateway(&yaml).await;
+    let health = |service: &str| status(&gw, service).targets[0].health;
+    eventually("bad unhealthy", Duration::from_secs(2), || {
+        health("bad") == Health::Unhealthy
+    })
+    .await;
+    eventually("several rounds", Duration::from_secs(2), || {
+        hits.load(std::sync::atomic::Ordering::SeqCst) >= 6
+    })
+    .await;
+    assert_eq!(
+        health("good"),
+        Health::Healthy,
+        "HTTP/2 probes reach an h2-only target"
+    );
+}

@@ -120,3 +120,118 @@ pub fn service_status(service: &ServiceRuntime, now: Instant) -> ServiceStatus {
         targets,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::upstream::breaker::BreakerSettings;
+    use crate::upstream::health::HealthSettings;
+    use crate::upstream::passive::PassiveSettings;
+    use crate::upstream::{ClientPools, Outcome, Target, UpstreamProtocol, UpstreamRegistry};
+
+    fn service(registry: &UpstreamRegistry) -> ServiceRuntime {
+        let targets = vec![
+            Target::parse("http://127.0.0.1:9001", 3).expect("valid"),
+            Target::parse("http://127.0.0.1:9002", 1).expect("valid"),
+            Target::parse("http://127.0.0.1:9003", 1).expect("valid"),
+        ];
+        ServiceRuntime::new(
+            "users",
+            targets,
+            UpstreamProtocol::Http1,
+            &ClientPools::new(1),
+            registry,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_snapshot_shows_health_ejection_and_the_circuit() {
+        let registry = UpstreamRegistry::default();
+        let service = service(&registry);
+        let quiet = service_status(&service, Instant::now());
+        assert_eq!(quiet.name, "users");
+        assert_eq!(quiet.balance, "round_robin");
+        assert!(!quiet.passive && !quiet.health_checks && !quiet.circuit.enabled);
+        assert_eq!(quiet.circuit.state, CircuitState::Closed);
+        assert_eq!(quiet.targets.len(), 3);
+        assert_eq!(quiet.targets[0].url, "http://127.0.0.1:9001");
+        assert_eq!(quiet.targets[0].address, "127.0.0.1:9001");
+        assert_eq!(quiet.targets[0].weight, 3);
+        assert!(quiet.targets.iter().all(|t| t.available
+            && t.health == Health::Healthy
+            && !t.ejected
+            && t.in_flight == 0
+            && t.latency_ms.is_none()));
+
+        let endpoints = service.endpoints();
+        let [first, second, third] = &endpoints.targets[..] else {
+            panic!("three targets");
+        };
+        service.state.passive().configure(Some(PassiveSettings {
+            failures: 1,
+            eject_for: Duration::from_millis(2500),
+        }));
+        first
+            .state
+            .ejection()
+            .record(service.state.passive(), Outcome::Reset, Instant::now());
+        let health = HealthSettings {
+            path: "/health".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            healthy_after: 1,
+            unhealthy_after: 1,
+        };
+        second.state.health().record(false, &health);
+        let attempt = crate::upstream::Attempt::start(&third.state, &service.state);
+        service.state.breaker().configure(
+            "users",
+            Some(BreakerSettings {
+                failure_ratio: 0.5,
+                min_requests: 1,
+                window: Duration::from_secs(10),
+                open_for: Duration::from_secs(30),
+            }),
+        );
+        service
+            .state
+            .breaker()
+            .record(Outcome::Status(503), Instant::now());
+        tokio::time::advance(Duration::from_millis(100)).await;
+
+        let now = service_status(&service, Instant::now());
+        assert!(now.passive && now.circuit.enabled);
+        assert_eq!(now.circuit.state, CircuitState::Open);
+        assert_eq!(now.circuit.half_open_in_secs, Some(30));
+        assert_eq!(
+            (now.circuit.window_requests, now.circuit.window_failures),
+            (1, 1)
+        );
+        let [a, b, c] = &now.targets[..] else {
+            panic!("three targets");
+        };
+        assert!(a.ejected && !a.available && a.health == Health::Healthy);
+        assert_eq!(a.ejected_for_secs, Some(3));
+        assert!(!b.ejected && !b.available && b.health == Health::Unhealthy);
+        assert!(c.available && c.in_flight == 1);
+
+        let json = serde_json::to_value(&now).expect("serializes");
+        assert_eq!(json["circuit"]["state"], "open");
+        assert_eq!(json["circuit"]["half_open_in_secs"], 30);
+        assert_eq!(json["targets"][0]["ejected_for_secs"], 3);
+        assert_eq!(json["targets"][1]["health"], "unhealthy");
+        assert!(json["targets"][2].get("ejected_for_secs").is_none());
+        drop(attempt);
+
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let later = service_status(&service, Instant::now());
+        assert_eq!(later.circuit.state, CircuitState::HalfOpen);
+        assert_eq!(later.circuit.half_open_in_secs, None);
+        assert!(!later.targets[0].ejected && later.targets[0].available);
+        assert_eq!(later.targets[2].in_flight, 0);
+    }
+}
