@@ -223,30 +223,39 @@ impl<'de> Deserialize<'de> for RetryOn {
     }
 }
 
+/// A value given by default, with no place in the file.
+fn unlocated<T>(value: T) -> Spanned<T> {
+    Spanned::new(
+        value,
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
+}
+
 /// Active health checks.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Health {
     /// Path requested on each target. Default `/health`.
-    pub path: String,
+    pub path: Spanned<String>,
     /// Time between checks. Default 5s.
-    pub interval: Duration,
+    pub interval: Spanned<Duration>,
     /// Time a check may take. Default 1s.
-    pub timeout: Duration,
+    pub timeout: Spanned<Duration>,
     /// Passing checks before a target gets traffic again. Default 2.
-    pub healthy_after: u32,
+    pub healthy_after: Spanned<u32>,
     /// Failing checks before a target gets no traffic. Default 3.
-    pub unhealthy_after: u32,
+    pub unhealthy_after: Spanned<u32>,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Self {
-            path: "/health".to_owned(),
-            interval: Duration::from_secs(5),
-            timeout: Duration::from_secs(1),
-            healthy_after: 2,
-            unhealthy_after: 3,
+            path: unlocated("/health".to_owned()),
+            interval: unlocated(Duration::from_secs(5)),
+            timeout: unlocated(Duration::from_secs(1)),
+            healthy_after: unlocated(2),
+            unhealthy_after: unlocated(3),
         }
     }
 }
@@ -256,16 +265,16 @@ impl Default for Health {
 #[serde(default, deny_unknown_fields)]
 pub struct Passive {
     /// Consecutive 5xx or connect errors that eject a target. Default 5.
-    pub failures: u32,
+    pub failures: Spanned<u32>,
     /// How long an ejected target gets no traffic. Default 30s.
-    pub eject_for: Duration,
+    pub eject_for: Spanned<Duration>,
 }
 
 impl Default for Passive {
     fn default() -> Self {
         Self {
-            failures: 5,
-            eject_for: Duration::from_secs(30),
+            failures: unlocated(5),
+            eject_for: unlocated(Duration::from_secs(30)),
         }
     }
 }
@@ -275,22 +284,22 @@ impl Default for Passive {
 #[serde(default, deny_unknown_fields)]
 pub struct CircuitBreaker {
     /// Failed share of requests in the window that opens the circuit. Default 0.5.
-    pub failure_ratio: f64,
+    pub failure_ratio: Spanned<f64>,
     /// Requests in the window before the ratio counts. Default 20.
-    pub min_requests: u32,
+    pub min_requests: Spanned<u32>,
     /// Length of the measuring window. Default 10s.
-    pub window: Duration,
+    pub window: Spanned<Duration>,
     /// How long the circuit stays open before half-open probes. Default 30s.
-    pub open_for: Duration,
+    pub open_for: Spanned<Duration>,
 }
 
 impl Default for CircuitBreaker {
     fn default() -> Self {
         Self {
-            failure_ratio: 0.5,
-            min_requests: 20,
-            window: Duration::from_secs(10),
-            open_for: Duration::from_secs(30),
+            failure_ratio: unlocated(0.5),
+            min_requests: unlocated(20),
+            window: unlocated(Duration::from_secs(10)),
+            open_for: unlocated(Duration::from_secs(30)),
         }
     }
 }

@@ -47,9 +47,6 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
         key("hash_on", at(&s.hash_on));
         let grpc = s.protocol.as_ref().filter(|p| p.value == Protocol::Grpc);
         key("protocol: grpc", grpc.map(|p| p.referenced));
-        key("health", at(&s.health));
-        key("passive", at(&s.passive));
-        key("circuit_breaker", at(&s.circuit_breaker));
         key("descriptor", at(&s.descriptor));
         key("protos", at(&s.protos));
     }

@@ -352,6 +352,9 @@ impl Gateway {
         ctx: &mut RequestContext<'_>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let service = &plan.service;
+        // The circuit breaker answers 503 while open; a half-open probe slot is held until
+        // the attempt has finished.
+        let _permit = service.admit()?;
         let endpoints = service.endpoints();
         let key = upstream::PickKey {
             client_ip: ctx.client_ip,

@@ -18,6 +18,9 @@ pub use state::{State, TlsSessions};
 use crate::observability::access_log::AccessLog;
 use crate::pipeline::client_ip::TrustedProxies;
 use crate::router::Router;
+use crate::upstream::ServiceRuntime;
+use crate::upstream::health::HealthCheck;
+use crate::upstream::status::{self, ServiceStatus};
 
 /// Connection and request limits of the listeners (`limits`, SPEC §2.1).
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +64,22 @@ pub struct Runtime {
     pub route_count: usize,
     /// Number of services, for `check` and logs.
     pub service_count: usize,
+    /// Every service of the config, by name.
+    pub services: Vec<Arc<ServiceRuntime>>,
+    /// The services' running health checks: they stop when no runtime holds them.
+    pub health_checks: Vec<Arc<HealthCheck>>,
+}
+
+impl Runtime {
+    /// Each service's circuit state and its targets' health, ejection, requests in flight and
+    /// latency, by service name (the admin API's `GET /services`).
+    pub fn services_status(&self) -> Vec<ServiceStatus> {
+        let now = tokio::time::Instant::now();
+        self.services
+            .iter()
+            .map(|service| status::service_status(service, now))
+            .collect()
+    }
 }
 
 /// The runtime currently serving, swapped in one atomic step.

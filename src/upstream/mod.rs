@@ -1,13 +1,20 @@
 //! Upstream services: connection pools, target selection, forwarding with timeouts, retries
-//! and TLS to https targets.
+//! and TLS to https targets, and what keeps failing targets out of the way: active health
+//! checks, passive ejection and the circuit breaker.
 
+pub mod breaker;
+mod clock;
 mod forward;
+pub mod health;
+pub mod passive;
 mod pool;
 mod registry;
 mod retry;
 mod service;
+pub mod status;
 mod tls;
 
+pub use breaker::Permit;
 pub use forward::{Failure, UpstreamResponse, connect, exchange, send};
 pub use pool::{
     ClientPools, ConnectError, Connection, Lease, TargetPool, UpstreamProtocol, WorkerPools,

@@ -13,12 +13,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::time::Instant;
 
+use super::breaker::Breaker;
+use super::health::{HealthSlot, TargetHealth};
+use super::passive::{Ejection, PassivePolicy};
 use super::retry::RetryBudget;
 
 /// What live traffic and health checks know about one target of one service.
 #[derive(Debug, Default)]
 pub struct TargetState {
     in_flight: AtomicU32,
+    health: TargetHealth,
+    ejection: Ejection,
 }
 
 impl TargetState {
@@ -28,8 +33,20 @@ impl TargetState {
     }
 
     /// Whether the target may get traffic now: not failing its health checks, not ejected.
-    pub fn available(&self, _now: Instant) -> bool {
-        true
+    /// Two Relaxed loads unless the target has been ejected.
+    #[inline]
+    pub fn available(&self, now: Instant) -> bool {
+        self.health.is_healthy() && !self.ejection.is_ejected(now)
+    }
+
+    /// What the active health checks know of the target.
+    pub fn health(&self) -> &TargetHealth {
+        &self.health
+    }
+
+    /// The target's passive ejection record.
+    pub fn ejection(&self) -> &Ejection {
+        &self.ejection
     }
 
     /// The target's smoothed latency up to response headers, once it has answered (peak
@@ -44,6 +61,26 @@ impl TargetState {
 pub struct ServiceState {
     /// The retries the service may still take (`retries`).
     pub retry_budget: RetryBudget,
+    passive: PassivePolicy,
+    breaker: Breaker,
+    health: HealthSlot,
+}
+
+impl ServiceState {
+    /// The service's `passive` settings, applied to each target's ejection record.
+    pub fn passive(&self) -> &PassivePolicy {
+        &self.passive
+    }
+
+    /// The service's circuit breaker.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Which health checker the service has now.
+    pub fn health(&self) -> &HealthSlot {
+        &self.health
+    }
 }
 
 /// How one attempt on a target ended, as the balancer, passive ejection and the circuit
@@ -102,7 +139,11 @@ impl Attempt {
     /// the latency feeds the target's EWMA, failures feed passive ejection and the service's
     /// circuit breaker.
     pub fn finish(self, outcome: Outcome) {
-        let _ = (&self.service, outcome);
+        let now = Instant::now();
+        self.target
+            .ejection
+            .record(&self.service.passive, outcome, now);
+        self.service.breaker.record(outcome, now);
     }
 }
 

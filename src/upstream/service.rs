@@ -232,6 +232,11 @@ impl ServiceRuntime {
     pub fn endpoints(&self) -> Arc<Endpoints> {
         self.endpoints.load_full()
     }
+
+    /// The balancing algorithm's name, as in the config (`GET /services`).
+    pub fn balance(&self) -> &'static str {
+        "round_robin"
+    }
 }
 
 /// Longest smooth weighted round robin schedule kept; longer cycles are scaled down.

@@ -6,6 +6,7 @@
 //! it compiles the routes, using the locations kept in the config.
 
 mod plugins;
+mod resilience;
 mod routes;
 mod transport;
 
@@ -286,15 +287,7 @@ impl<'a> Checker<'a> {
             (None, false) => {}
         }
         self.service_transport(service);
-        if let Some(breaker) = &service.circuit_breaker {
-            let ratio = breaker.value.failure_ratio;
-            if !(ratio > 0.0 && ratio <= 1.0) {
-                self.error(
-                    breaker.referenced,
-                    format!("`failure_ratio` must be more than 0 and at most 1, not {ratio}"),
-                );
-            }
-        }
+        self.resilience(service);
         self.plugins(&service.plugins);
     }
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 mod plugins;
+mod resilience;
 mod transport;
 
 use super::plan::{ForwardPlan, Respond, RouteAction, RoutePlan};
@@ -143,6 +144,10 @@ pub fn compile(config: &Config, state: &State) -> CompileOutcome {
     if !errors.list.is_empty() {
         return Err(sorted(errors.list));
     }
+    // Last: the config is complete, so it may change what the registry keeps.
+    let health_checks = resilience::activate(config, &services, state);
+    let mut services: Vec<_> = services.into_values().collect();
+    services.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Runtime {
         tls,
         redirect_http,
@@ -154,6 +159,8 @@ pub fn compile(config: &Config, state: &State) -> CompileOutcome {
         access_log,
         route_count,
         service_count: services.len(),
+        services,
+        health_checks,
     })
 }
 

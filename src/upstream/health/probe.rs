@@ -1,0 +1,141 @@
+//! One active health-check probe: `GET path` on a connection of its own, closed after the
+//! response head. Probes never use the traffic pools, so they neither take a connection a
+//! request could use nor count as traffic for passive ejection or the circuit breaker.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, USER_AGENT};
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::Empty;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use crate::upstream::{Target, UpstreamProtocol};
+
+/// The `User-Agent` of probes, so upstream logs can tell them from traffic.
+const PROBE_AGENT: &str = concat!("gatehouse-health-check/", env!("CARGO_PKG_VERSION"));
+
+/// Why a probe failed.
+#[derive(Debug)]
+pub(super) enum ProbeFailure {
+    /// No answer within the check's timeout.
+    Timeout,
+    /// The connection could not be opened.
+    Connect(io::Error),
+    /// The connection broke, or the answer was not HTTP.
+    Exchange(String),
+    /// The target answered with a status other than 2xx or 3xx.
+    Status(StatusCode),
+}
+
+impl std::fmt::Display for ProbeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("no answer in time"),
+            Self::Connect(err) => write!(f, "connect failed: {err}"),
+            Self::Exchange(err) => write!(f, "exchange failed: {err}"),
+            Self::Status(status) => write!(f, "answered {status}"),
+        }
+    }
+}
+
+/// Probes `target` with `GET path`: passes on a 2xx or 3xx answer within `timeout`
+/// (connecting included).
+pub(super) async fn probe(
+    target: &Target,
+    protocol: UpstreamProtocol,
+    path: &str,
+    timeout: Duration,
+) -> Result<StatusCode, ProbeFailure> {
+    let status = tokio::time::timeout(timeout, exchange(target, protocol, path))
+        .await
+        .map_err(|_| ProbeFailure::Timeout)??;
+    if status.is_success() || status.is_redirection() {
+        Ok(status)
+    } else {
+        Err(ProbeFailure::Status(status))
+    }
+}
+
+async fn exchange(
+    target: &Target,
+    protocol: UpstreamProtocol,
+    path: &str,
+) -> Result<StatusCode, ProbeFailure> {
+    let stream = connect(target).await.map_err(ProbeFailure::Connect)?;
+    let io = TokioIo::new(stream);
+    let failed = |err: hyper::Error| ProbeFailure::Exchange(err.to_string());
+    let request = Request::builder()
+        .method(Method::GET)
+        .header(USER_AGENT, HeaderValue::from_static(PROBE_AGENT));
+    match protocol {
+        UpstreamProtocol::Http1 => {
+            let (mut sender, connection) = http1::handshake(io).await.map_err(failed)?;
+            let request = request
+                .uri(path)
+                .header(HOST, target.host_header.clone())
+                .header(CONNECTION, HeaderValue::from_static("close"))
+                .body(Empty::<Bytes>::new())
+                .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
+            let response = sender.send_request(request);
+            Ok(drive(response, connection).await.map_err(failed)?.status())
+        }
+        UpstreamProtocol::H2c => {
+            let (mut sender, connection) = http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(failed)?;
+            let uri = Uri::builder()
+                .scheme(target.scheme.clone())
+                .authority(target.authority.clone())
+                .path_and_query(path)
+                .build()
+                .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
+            let request = request
+                .uri(uri)
+                .body(Empty::<Bytes>::new())
+                .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
+            let response = sender.send_request(request);
+            Ok(drive(response, connection).await.map_err(failed)?.status())
+        }
+    }
+}
+
+/// Waits for the answer while driving the connection; a connection that ends first (the
+/// target closed it right after answering, as asked) has settled the answer either way.
+async fn drive<T>(
+    response: impl Future<Output = Result<T, hyper::Error>>,
+    connection: impl Future,
+) -> Result<T, hyper::Error> {
+    tokio::pin!(response);
+    tokio::pin!(connection);
+    tokio::select! {
+        biased;
+        answer = &mut response => answer,
+        _ = &mut connection => response.await,
+    }
+}
+
+/// Opens a TCP connection to the target's address (each address its name resolves to, in
+/// turn).
+async fn connect(target: &Target) -> io::Result<TcpStream> {
+    let authority = &target.authority;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(80);
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
