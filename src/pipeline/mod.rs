@@ -14,10 +14,12 @@ pub mod exchange;
 pub mod form;
 pub mod forward;
 pub mod ip_filter;
+pub mod mirror;
 pub mod rate_limit;
 pub mod redirect;
 pub mod request_id;
 pub mod security_headers;
+pub mod split;
 mod template_vars;
 pub mod transform;
 
@@ -71,6 +73,15 @@ struct RequestContext<'rt> {
 }
 
 impl RequestContext<'_> {
+    /// What a `mirror` copy needs of this request.
+    fn mirror_source(&self, plan: &ForwardPlan) -> mirror::Source<'_> {
+        mirror::Source {
+            client_ip: self.client_ip,
+            consumer: self.identity.as_ref().and_then(|i| i.consumer.as_deref()),
+            preserve_host: plan.preserve_host,
+        }
+    }
+
     /// Notes the cache's verdict for the access log.
     fn cached(
         &mut self,
@@ -350,13 +361,13 @@ impl Gateway {
         conn: &ConnContext,
         ctx: &mut RequestContext<'_>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
-        let service = &plan.service;
-        let endpoints = service.endpoints();
         let key = upstream::PickKey {
             client_ip: ctx.client_ip,
             headers: request.headers(),
             consumer: ctx.identity.as_ref().and_then(|i| i.consumer.as_deref()),
         };
+        let service = plan.service.choose(&key);
+        let endpoints = service.endpoints();
         let index = endpoints.pick(&key, &[]).ok_or_else(no_healthy_target)?;
         let endpoint = &endpoints.targets[index];
         let target = &endpoint.target;
@@ -439,10 +450,20 @@ impl Gateway {
         if let Some(transform) = transform {
             body = Box::pin(transform.body(&mut parts.headers, body)).await?;
         }
+        if let Some(mirror) = &plan.mirror {
+            body = mirror.copy(&parts, body, &ctx.mirror_source(plan));
+        }
         let upstream_request = Request::from_parts(parts, body);
 
         let attempt = upstream::Attempt::start(&endpoint.state, &service.state);
-        let answer = match upstream::send(service, endpoint, upstream_request, plan.timeout).await {
+        let answer = match upstream::send(
+            service,
+            endpoint,
+            upstream_request,
+            plan.timeout_for(service),
+        )
+        .await
+        {
             Ok(answer) => {
                 attempt.finish(upstream::Outcome::Status(answer.response.status().as_u16()));
                 answer

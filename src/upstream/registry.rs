@@ -13,10 +13,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::time::Instant;
 
+use super::balance::PeakEwma;
+
 /// What live traffic and health checks know about one target of one service.
 #[derive(Debug, Default)]
 pub struct TargetState {
     in_flight: AtomicU32,
+    /// Latency up to response headers (`balance: ewma`).
+    pub(super) latency: PeakEwma,
 }
 
 impl TargetState {
@@ -31,9 +35,19 @@ impl TargetState {
     }
 
     /// The target's smoothed latency up to response headers, once it has answered (peak
-    /// EWMA; `balance: ewma` and `GET /services`). Filled by the balancing work.
+    /// EWMA, decaying toward zero while it gets no answers; `balance: ewma` and
+    /// `GET /services`).
     pub fn latency(&self) -> Option<std::time::Duration> {
-        None
+        self.latency.estimate(Instant::now())
+    }
+
+    /// Adds an attempt's latency to the estimate when its outcome measured the target: a
+    /// response (any status) or a timeout. Connect failures and resets say nothing about how
+    /// fast the target answers (passive ejection counts those).
+    pub fn record_latency(&self, latency: std::time::Duration, outcome: Outcome) {
+        if matches!(outcome, Outcome::Status(_) | Outcome::Timeout) {
+            self.latency.record(latency, Instant::now());
+        }
     }
 }
 
@@ -97,6 +111,7 @@ impl Attempt {
     /// the latency feeds the target's EWMA, failures feed passive ejection and the service's
     /// circuit breaker.
     pub fn finish(self, outcome: Outcome) {
+        self.target.record_latency(self.started.elapsed(), outcome);
         let _ = (&self.service, outcome);
     }
 }
@@ -122,6 +137,8 @@ pub struct TargetKey {
 pub struct UpstreamRegistry {
     targets: Mutex<HashMap<TargetKey, Arc<TargetState>>>,
     services: Mutex<HashMap<Arc<str>, Arc<ServiceState>>>,
+    /// The addresses DNS target names resolved to last.
+    pub(super) dns: super::discovery::DnsCache,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

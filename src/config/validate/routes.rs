@@ -140,8 +140,7 @@ impl Checker<'_> {
     /// `authorize` is an error on a route whose effective plugins have no `auth`.
     fn authorize_needs_auth(&mut self, at: Location, route: &Route) {
         let service_plugins = route
-            .service
-            .as_ref()
+            .main_service()
             .and_then(|name| self.config.services.get(&name.value))
             .map(|service| &service.value.plugins);
         let levels = [

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 mod plugins;
+mod traffic;
 
 use super::plan::{ForwardPlan, Respond, RouteAction, RoutePlan};
 use super::state::State;
@@ -235,9 +236,8 @@ fn compile_services(
             Protocol::H2c => UpstreamProtocol::H2c,
             _ => UpstreamProtocol::Http1,
         };
-        services.insert(
-            name.clone(),
-            Arc::new(ServiceRuntime::new(
+        let service = Arc::new(
+            ServiceRuntime::new(
                 name,
                 targets,
                 protocol,
@@ -245,8 +245,13 @@ fn compile_services(
                 &state.upstreams,
                 spec.timeouts.connect.0,
                 spec.timeouts.request.0,
-            )),
+            )
+            .with_balance(traffic::balance(spec, errors)),
         );
+        if !state.is_dry_run() {
+            service.discover(state.pools.clone(), state.upstreams.clone());
+        }
+        services.insert(name.clone(), service);
     }
     services
 }
@@ -324,10 +329,7 @@ fn compile_route(
             .collect(),
     };
 
-    let service = r
-        .service
-        .as_ref()
-        .and_then(|s| config.services.get(&s.value));
+    let service = r.main_service().and_then(|s| config.services.get(&s.value));
     let levels = [
         Some(&r.plugins),
         service.map(|s| &s.value.plugins),
@@ -354,8 +356,7 @@ fn compile_route(
 
     let action = if let Some(respond) = &r.respond {
         RouteAction::Respond(compile_respond(&respond.value, respond.referenced, errors))
-    } else if let Some(service_name) = &r.service {
-        let service = services.get(&service_name.value)?;
+    } else if let Some(service) = traffic::destination(r, services, errors) {
         let rewrite = r.rewrite.as_ref().and_then(|rewrite| {
             match Template::parse(&rewrite.value).and_then(|t| {
                 t.check_captures(&captures)?;
@@ -380,14 +381,15 @@ fn compile_route(
             }
         });
         RouteAction::Forward(ForwardPlan {
-            service: service.clone(),
+            service,
             strip_prefix,
             rewrite,
             preserve_host: r.preserve_host,
-            timeout: r.timeout.map_or(service.request_timeout, |t| t.0),
+            timeout: r.timeout.map(|t| t.0),
+            mirror: traffic::mirror(r, services),
         })
     } else {
-        // Routes with split or aggregate are refused as unsupported before compiling.
+        // Routes with aggregate are refused as unsupported before compiling.
         return None;
     };
 
@@ -398,7 +400,7 @@ fn compile_route(
                 name: &name,
                 scope: &scope,
                 has_auth: steps.auth.is_some(),
-                timeout: forward.timeout,
+                timeout: forward.longest_timeout(),
             };
             cache(levels, &route, auth_cx.state, errors)
         }
