@@ -26,14 +26,17 @@ pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 /// Time one resolution may take before it counts as failed.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Addresses by DNS name and port.
+type Resolved = HashMap<(Box<str>, u16), Arc<[SocketAddr]>>;
+
 /// The addresses each DNS name resolved to last, by name and port.
 #[derive(Debug, Default)]
 pub(super) struct DnsCache {
-    names: Mutex<HashMap<(Box<str>, u16), Arc<[SocketAddr]>>>,
+    names: Mutex<Resolved>,
 }
 
 impl DnsCache {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(Box<str>, u16), Arc<[SocketAddr]>>> {
+    fn lock(&self) -> MutexGuard<'_, Resolved> {
         self.names.lock().unwrap_or_else(|p| p.into_inner())
     }
 
