@@ -587,6 +587,9 @@ routes:
   - path: /d
     split: [{ service: users, weight: 1 }]
     sticky: ip
+  - path: /e
+    respond: { status: 204 }
+    mirror: { service: users }
 "#;
     let errors = match gatehouse::config::load_str("gw.yaml", yaml) {
         Ok(_) => panic!("expected errors"),
@@ -600,6 +603,7 @@ routes:
         "gw.yaml:18:13: `sticky` is only used with `split`",
         "gw.yaml:21:40: `percent` must be between 0 and 100",
         "gw.yaml:24:13: `sticky` cannot be `ip`",
+        "gw.yaml:27:13: `mirror` copies forwarded requests: it needs `service` or `split`",
     ] {
         assert!(
             errors.contains(expected),

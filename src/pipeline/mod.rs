@@ -73,15 +73,6 @@ struct RequestContext<'rt> {
 }
 
 impl RequestContext<'_> {
-    /// What a `mirror` copy needs of this request.
-    fn mirror_source(&self, plan: &ForwardPlan) -> mirror::Source<'_> {
-        mirror::Source {
-            client_ip: self.client_ip,
-            consumer: self.identity.as_ref().and_then(|i| i.consumer.as_deref()),
-            preserve_host: plan.preserve_host,
-        }
-    }
-
     /// Notes the cache's verdict for the access log.
     fn cached(
         &mut self,
@@ -451,19 +442,13 @@ impl Gateway {
             body = Box::pin(transform.body(&mut parts.headers, body)).await?;
         }
         if let Some(mirror) = &plan.mirror {
-            body = mirror.copy(&parts, body, &ctx.mirror_source(plan));
+            body = mirror.copy(&parts, body, &mirror::Source::of(ctx, plan));
         }
         let upstream_request = Request::from_parts(parts, body);
 
         let attempt = upstream::Attempt::start(&endpoint.state, &service.state);
-        let answer = match upstream::send(
-            service,
-            endpoint,
-            upstream_request,
-            plan.timeout_for(service),
-        )
-        .await
-        {
+        let timeout = plan.timeout_for(service);
+        let answer = match upstream::send(service, endpoint, upstream_request, timeout).await {
             Ok(answer) => {
                 attempt.finish(upstream::Outcome::Status(answer.response.status().as_u16()));
                 answer

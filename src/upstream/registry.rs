@@ -41,12 +41,14 @@ impl TargetState {
         self.latency.estimate(Instant::now())
     }
 
-    /// Adds an attempt's latency to the estimate when its outcome measured the target: a
-    /// response (any status) or a timeout. Connect failures and resets say nothing about how
-    /// fast the target answers (passive ejection counts those).
-    pub fn record_latency(&self, latency: std::time::Duration, outcome: Outcome) {
+    /// Adds the latency of an attempt sent at `started` to the estimate when its outcome
+    /// measured the target: a response (any status) or a timeout. Connect failures and
+    /// resets say nothing about how fast the target answers (passive ejection counts those).
+    pub fn record_latency(&self, started: Instant, outcome: Outcome) {
         if matches!(outcome, Outcome::Status(_) | Outcome::Timeout) {
-            self.latency.record(latency, Instant::now());
+            let now = Instant::now();
+            self.latency
+                .record(now.saturating_duration_since(started), now);
         }
     }
 }
@@ -111,7 +113,7 @@ impl Attempt {
     /// the latency feeds the target's EWMA, failures feed passive ejection and the service's
     /// circuit breaker.
     pub fn finish(self, outcome: Outcome) {
-        self.target.record_latency(self.started.elapsed(), outcome);
+        self.target.record_latency(self.started, outcome);
         let _ = (&self.service, outcome);
     }
 }

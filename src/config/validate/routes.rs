@@ -78,6 +78,12 @@ impl Checker<'_> {
             );
         }
         if let Some(mirror) = &route.mirror {
+            if route.service.is_none() && route.split.is_none() {
+                self.error(
+                    mirror.referenced,
+                    "`mirror` copies forwarded requests: it needs `service` or `split`",
+                );
+            }
             self.service_ref(&mirror.value.service);
             let percent = &mirror.value.percent;
             if !(0.0..=100.0).contains(&percent.value) {

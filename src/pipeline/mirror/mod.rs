@@ -22,6 +22,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 
 use crate::body::{GatewayBody, RequestBody};
+use crate::runtime::ForwardPlan;
 use crate::upstream::{
     self, Attempt, Endpoints, Outcome, PickKey, ServiceRuntime, UpstreamProtocol,
 };
@@ -49,6 +50,17 @@ pub struct Source<'a> {
     pub consumer: Option<&'a str>,
     /// Keep the `Host` the main request has.
     pub preserve_host: bool,
+}
+
+impl<'a> Source<'a> {
+    /// What a copy needs of a request on its way to `plan`'s service.
+    pub(super) fn of(ctx: &'a super::RequestContext<'_>, plan: &ForwardPlan) -> Self {
+        Self {
+            client_ip: ctx.client_ip,
+            consumer: ctx.identity.as_ref().and_then(|i| i.consumer.as_deref()),
+            preserve_host: plan.preserve_host,
+        }
+    }
 }
 
 impl Mirror {

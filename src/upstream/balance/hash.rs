@@ -122,11 +122,15 @@ impl Ring {
 
     /// The first usable target at or after `hash` on the ring.
     pub(crate) fn pick(&self, hash: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
+        let start = self.points.partition_point(|&(h, _)| h < hash);
+        let owner = self.points.get(start).or(self.points.first())?.1 as usize;
+        if usable(owner) {
+            return Some(owner);
+        }
         // Walking the whole ring to learn that nothing is usable would be slow: ask first.
         if !(0..self.targets).any(&usable) {
             return None;
         }
-        let start = self.points.partition_point(|&(h, _)| h < hash);
         let (before, after) = self.points.split_at(start);
         after
             .iter()
