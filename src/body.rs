@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
+use crate::pipeline::mirror::BodyCopy;
 use crate::upstream::Lease;
 
 /// A boxed error in transit through a body.
@@ -166,6 +167,8 @@ pin_project! {
         remaining: u64,
         counter: Option<Arc<AtomicU64>>,
         full: Option<Bytes>,
+        // A mirror's copy of the body (`mirror`): fed as this body streams, or read from.
+        copy: BodyCopy,
     }
 }
 
@@ -177,6 +180,7 @@ impl RequestBody {
             remaining: limit,
             counter,
             full: None,
+            copy: BodyCopy::default(),
         }
     }
 
@@ -187,6 +191,7 @@ impl RequestBody {
             remaining: 0,
             counter: None,
             full: None,
+            copy: BodyCopy::default(),
         }
     }
 
@@ -197,7 +202,23 @@ impl RequestBody {
             remaining: 0,
             counter: None,
             full: (!data.is_empty()).then_some(data),
+            copy: BodyCopy::default(),
         }
+    }
+}
+
+impl RequestBody {
+    /// The body of a mirrored request: what the main request's body hands to `copy`.
+    pub fn mirrored(copy: BodyCopy) -> Self {
+        Self {
+            copy,
+            ..Self::empty()
+        }
+    }
+
+    /// Hands every chunk of this body, as it streams, to `copy` (a mirror's body).
+    pub fn tee(&mut self, copy: BodyCopy) {
+        self.copy = copy;
     }
 }
 
@@ -210,10 +231,18 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        let Some(inner) = this.inner.as_pin_mut() else {
-            return Poll::Ready(this.full.take().map(|data| Ok(Frame::data(data))));
+        let Some(mut inner) = this.inner.as_pin_mut() else {
+            if this.copy.is_reader() {
+                return this.copy.poll_read(cx);
+            }
+            let full = this.full.take();
+            if let Some(data) = &full {
+                this.copy.offer(data);
+            }
+            this.copy.end();
+            return Poll::Ready(full.map(|data| Ok(Frame::data(data))));
         };
-        match inner.poll_frame(cx) {
+        match inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
@@ -225,22 +254,33 @@ impl Body for RequestBody {
                     if let Some(counter) = this.counter {
                         counter.fetch_add(len, Ordering::Relaxed);
                     }
+                    this.copy.offer(data);
+                }
+                // The sender may not poll again once the body says it has ended.
+                if inner.is_end_stream() {
+                    this.copy.end();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.copy.end();
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.full.is_none() && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.full.is_none()
+            && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+            && !self.copy.is_reader()
     }
 
     fn size_hint(&self) -> SizeHint {
         match (&self.inner, &self.full) {
             (Some(inner), _) => inner.size_hint(),
+            (None, _) if self.copy.is_reader() => SizeHint::default(),
             (None, full) => SizeHint::with_exact(full.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

@@ -113,6 +113,40 @@ async fn http2_is_chosen_by_alpn() {
 }
 
 #[tokio::test]
+async fn health_checks_probe_https_targets_over_tls() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("Upstream CA");
+    let leaf = ca.server(&["localhost"]);
+    let good = faulty_tls("good", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &BOTH).await;
+    let bad = faulty_tls("bad", Mode::Status(503), &leaf.cert_pem, &leaf.key_pem, &HTTP1).await;
+    let ca_path = ca.write(dir.path(), "ca");
+    let gw = gateway(&format!(
+        "listen: 127.0.0.1:0
+services:
+  svc:
+    targets:
+      - url: https://localhost:{}
+      - url: https://localhost:{}
+    tls: {{ ca: \"{}\" }}
+    health: {{ path: /health, interval: 100ms, timeout: 1s, unhealthy_after: 1 }}
+routes:
+  - {{ path: /**, service: svc }}
+",
+        good.addr.port(),
+        bad.addr.port(),
+        ca_path.display()
+    ))
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Probes over TLS find the good target healthy (h2 by ALPN) and the bad one failing; a
+    // probe in plain text would fail both.
+    for _ in 0..6 {
+        let echo = get_json(&gw, "/a").await;
+        assert_eq!(echo["upstream"], "good");
+    }
+}
+
+#[tokio::test]
 async fn verify_false_accepts_a_self_signed_certificate() {
     let (cert, key) = self_signed(&["whatever.invalid"]);
     let upstream = faulty_tls("self", Mode::Echo, &cert, &key, &BOTH).await;

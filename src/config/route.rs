@@ -56,6 +56,24 @@ pub struct Route {
     pub plugins: Plugins,
 }
 
+impl Route {
+    /// The service whose plugins the route takes: its `service`, or the side of its `split`
+    /// with the largest weight (the first of those on a tie).
+    pub fn main_service(&self) -> Option<&Spanned<String>> {
+        if let Some(service) = &self.service {
+            return Some(service);
+        }
+        let split = &self.split.as_ref()?.value;
+        let mut main: Option<&SplitTarget> = None;
+        for side in split {
+            if main.is_none_or(|m| side.weight.value > m.weight.value) {
+                main = Some(side);
+            }
+        }
+        main.map(|side| &side.service)
+    }
+}
+
 /// One side of a traffic split.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ use serde_saphyr::{Location, Spanned};
 use super::Config;
 use super::error::ConfigError;
 use super::route::Route;
-use super::service::{Balance, Protocol, Service};
+use super::service::{Protocol, Service};
 
 /// Every feature of a config that is not supported yet, as located errors
 /// ``FILE:LINE:COL: `aggregate` is not supported yet``.
@@ -36,15 +36,6 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
 
     for service in config.services.values() {
         let s: &Service = &service.value;
-        if let Some(balance) = s
-            .balance
-            .as_ref()
-            .filter(|b| b.value != Balance::RoundRobin)
-        {
-            let name = format!("balance: {}", balance_name(balance.value));
-            key(&name, Some(balance.referenced));
-        }
-        key("hash_on", at(&s.hash_on));
         let grpc = s.protocol.as_ref().filter(|p| p.value == Protocol::Grpc);
         key("protocol: grpc", grpc.map(|p| p.referenced));
         key("descriptor", at(&s.descriptor));
@@ -53,22 +44,8 @@ fn unsupported_keys(config: &Config, report: &mut dyn FnMut(&str, Location)) {
 
     for route in &config.routes {
         let r: &Route = &route.value;
-        key("split", at(&r.split));
-        key("sticky", at(&r.sticky));
-        key("mirror", at(&r.mirror));
         key("aggregate", at(&r.aggregate));
         key("grpc", at(&r.grpc));
-    }
-}
-
-/// A balancing algorithm as written in the file.
-fn balance_name(balance: Balance) -> &'static str {
-    match balance {
-        Balance::RoundRobin => "round_robin",
-        Balance::LeastRequest => "least_request",
-        Balance::Random => "random",
-        Balance::Ewma => "ewma",
-        Balance::Hash => "hash",
     }
 }
 

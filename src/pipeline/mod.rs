@@ -15,10 +15,12 @@ pub mod exchange;
 pub mod form;
 pub mod forward;
 pub mod ip_filter;
+pub mod mirror;
 pub mod rate_limit;
 pub mod redirect;
 pub mod request_id;
 pub mod security_headers;
+pub mod split;
 mod template_vars;
 pub mod transform;
 
@@ -351,21 +353,23 @@ impl Gateway {
         conn: &ConnContext,
         ctx: &mut RequestContext<'_>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
-        let service = &plan.service;
-        // The circuit breaker answers 503 while open; a half-open probe slot is held until
-        // the attempt has finished.
-        let _permit = service.admit()?;
-        let endpoints = service.endpoints();
         let key = upstream::PickKey {
             client_ip: ctx.client_ip,
             headers: request.headers(),
             consumer: ctx.identity.as_ref().and_then(|i| i.consumer.as_deref()),
         };
+        let service = plan.service.choose(&key);
+        if let Some(entry) = ctx.entry.as_mut() {
+            entry.service = Some(service.name.to_string());
+        }
+        // The circuit breaker answers 503 while open; a half-open probe slot is held until
+        // the attempt has finished.
+        let _permit = service.admit()?;
+        let endpoints = service.endpoints();
         let index = endpoints.pick(&key, &[]).ok_or_else(no_healthy_target)?;
         let endpoint = &endpoints.targets[index];
         let target = &endpoint.target;
         if let Some(entry) = ctx.entry.as_mut() {
-            entry.service = Some(service.name.to_string());
             entry.target = Some(target.url.clone());
         }
 
@@ -431,13 +435,16 @@ impl Gateway {
         if let Some(transform) = transform {
             body = Box::pin(transform.body(&mut parts.headers, body)).await?;
         }
+        if let Some(mirror) = &plan.mirror {
+            body = mirror.copy(&parts, body, &mirror::Source::of(ctx, plan));
+        }
         let upstream_request = Request::from_parts(parts, body);
 
         let exchange = attempts::Exchange {
             service,
             endpoints: &endpoints,
             first: index,
-            timeout: plan.timeout,
+            timeout: plan.timeout_for(service),
             preserve_host: plan.preserve_host,
             client_ip: ctx.client_ip,
             consumer: ctx.identity.as_ref().and_then(|i| i.consumer.as_deref()),

@@ -11,8 +11,10 @@ use crate::pipeline::authorize::Authorize;
 use crate::pipeline::cache::CacheStep;
 use crate::pipeline::cors::Cors;
 use crate::pipeline::ip_filter::IpFilter;
+use crate::pipeline::mirror::Mirror;
 use crate::pipeline::rate_limit::RateLimitStep;
 use crate::pipeline::security_headers::SecurityHeaders;
+use crate::pipeline::split::ServiceChoice;
 use crate::pipeline::transform::{RequestTransform, ResponseTransform};
 use crate::template::Template;
 use crate::upstream::ServiceRuntime;
@@ -55,16 +57,34 @@ pub enum RouteAction {
 
 /// How a request is forwarded.
 pub struct ForwardPlan {
-    /// The service to forward to.
-    pub service: Arc<ServiceRuntime>,
+    /// The service to forward to, or the `split` that picks it.
+    pub service: ServiceChoice,
     /// Removed from the front of the forwarded path.
     pub strip_prefix: Option<Box<str>>,
     /// Template of the forwarded path.
     pub rewrite: Option<Template>,
     /// Forward the client's `Host`.
     pub preserve_host: bool,
-    /// Time allowed up to response headers.
-    pub timeout: Duration,
+    /// The route's `timeout`, overriding the service's request timeout.
+    pub timeout: Option<Duration>,
+    /// A copy of a share of the requests for another service.
+    pub mirror: Option<Mirror>,
+}
+
+impl ForwardPlan {
+    /// Time allowed up to response headers when forwarding to `service`.
+    pub fn timeout_for(&self, service: &ServiceRuntime) -> Duration {
+        self.timeout.unwrap_or(service.request_timeout)
+    }
+
+    /// The longest time a request of this route may wait for response headers.
+    pub fn longest_timeout(&self) -> Duration {
+        self.service
+            .services()
+            .map(|service| self.timeout_for(service))
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 /// A fixed answer (`respond` routes).

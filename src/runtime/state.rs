@@ -23,10 +23,11 @@ const IDP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The registry of long-lived state, shared by every runtime compiled in this process.
 #[derive(Default)]
 pub struct State {
-    /// Upstream connection pools.
-    pub pools: ClientPools,
-    /// What traffic and health checks know about services and their targets.
-    pub upstreams: UpstreamRegistry,
+    /// Upstream connection pools (shared with DNS discovery tasks).
+    pub pools: Arc<ClientPools>,
+    /// What traffic and health checks know about services and their targets (shared with
+    /// background tasks).
+    pub upstreams: Arc<UpstreamRegistry>,
     /// Revoked JWT ids (`jwt.revocable`), filled by the admin API.
     pub revocations: Arc<Revocations>,
     /// JWKS key sets by URL (`jwt.jwks_url`), kept warm across reloads.

@@ -1,9 +1,11 @@
-//! Upstream services: connection pools, target selection, forwarding with timeouts, retries
-//! and TLS to https targets, and what keeps failing targets out of the way: active health
-//! checks, passive ejection and the circuit breaker.
+//! Upstream services: connection pools, balancing, DNS discovery, forwarding with timeouts,
+//! retries and TLS to https targets, and what keeps failing targets out of the way: active
+//! health checks, passive ejection and the circuit breaker.
 
+mod balance;
 pub mod breaker;
 mod clock;
+mod discovery;
 mod forward;
 pub mod health;
 pub mod passive;
@@ -14,7 +16,9 @@ mod service;
 pub mod status;
 mod tls;
 
+pub use balance::{Balance, PeakEwma, RequestKey, stable_hash};
 pub use breaker::Permit;
+pub use discovery::RESOLVE_EVERY;
 pub use forward::{Failure, UpstreamResponse, connect, exchange, send};
 pub use pool::{
     ClientPools, ConnectError, Connection, Lease, TargetPool, UpstreamProtocol, WorkerPools,

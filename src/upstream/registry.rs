@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::time::Instant;
 
+use super::balance::PeakEwma;
 use super::breaker::Breaker;
 use super::health::{HealthSlot, TargetHealth};
 use super::passive::{Ejection, PassivePolicy};
@@ -24,6 +25,8 @@ pub struct TargetState {
     in_flight: AtomicU32,
     health: TargetHealth,
     ejection: Ejection,
+    /// Latency up to response headers (`balance: ewma`).
+    pub(super) latency: PeakEwma,
 }
 
 impl TargetState {
@@ -50,9 +53,21 @@ impl TargetState {
     }
 
     /// The target's smoothed latency up to response headers, once it has answered (peak
-    /// EWMA; `balance: ewma` and `GET /services`). Filled by the balancing work.
+    /// EWMA, decaying toward zero while it gets no answers; `balance: ewma` and
+    /// `GET /services`).
     pub fn latency(&self) -> Option<std::time::Duration> {
-        None
+        self.latency.estimate(Instant::now())
+    }
+
+    /// Adds the latency of an attempt sent at `started` to the estimate when its outcome
+    /// measured the target: a response (any status) or a timeout. Connect failures and
+    /// resets say nothing about how fast the target answers (passive ejection counts those).
+    pub fn record_latency(&self, started: Instant, outcome: Outcome) {
+        if matches!(outcome, Outcome::Status(_) | Outcome::Timeout) {
+            let now = Instant::now();
+            self.latency
+                .record(now.saturating_duration_since(started), now);
+        }
     }
 }
 
@@ -139,6 +154,7 @@ impl Attempt {
     /// the latency feeds the target's EWMA, failures feed passive ejection and the service's
     /// circuit breaker.
     pub fn finish(self, outcome: Outcome) {
+        self.target.record_latency(self.started, outcome);
         let now = Instant::now();
         self.target
             .ejection
@@ -168,6 +184,8 @@ pub struct TargetKey {
 pub struct UpstreamRegistry {
     targets: Mutex<HashMap<TargetKey, Arc<TargetState>>>,
     services: Mutex<HashMap<Arc<str>, Arc<ServiceState>>>,
+    /// The addresses DNS target names resolved to last.
+    pub(super) dns: super::discovery::DnsCache,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -1,17 +1,19 @@
-//! A compiled service: its targets bound to pools and registry state, and the weighted round
-//! robin that picks among them.
+//! A compiled service: its targets bound to pools and registry state, and the balancer that
+//! picks among them.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::uri::{Authority, Scheme};
 use http::{HeaderMap, HeaderValue};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
+use super::balance::{Balance, Balancer};
+use super::discovery;
 use super::pool::{ClientPools, TargetPool, UpstreamProtocol, WorkerPools};
 use super::registry::{ServiceState, TargetKey, TargetState, UpstreamRegistry};
 use super::retry::RetryPolicy;
@@ -32,6 +34,9 @@ pub struct Target {
     pub weight: u32,
     /// How to speak TLS to an `https` target (set by [`Target::with_tls`]).
     pub tls: Option<TargetTls>,
+    /// The target's identity in the registry and on a hash ring: its URL, or `ip:port` for
+    /// one address its DNS name resolved to.
+    pub address: String,
 }
 
 /// Why a target URL was refused.
@@ -81,6 +86,7 @@ impl Target {
             host_header,
             weight: weight.max(1),
             tls: None,
+            address: url.to_owned(),
         })
     }
 
@@ -103,6 +109,27 @@ impl Target {
         self.tls = Some(tls);
         Ok(self)
     }
+
+    /// The DNS name and port to resolve, unless the URL names an IP address.
+    pub fn dns_name(&self) -> Option<(&str, u16)> {
+        let host = self.authority.host();
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if literal.parse::<IpAddr>().is_ok() {
+            return None;
+        }
+        Some((host, self.authority.port_u16().unwrap_or(80)))
+    }
+
+    /// The same target at one address its name resolved to: connected to by address, still
+    /// sending the name in `Host`.
+    pub fn at(&self, addr: SocketAddr) -> Self {
+        let address = addr.to_string();
+        Self {
+            authority: address.parse().unwrap_or_else(|_| self.authority.clone()),
+            address,
+            ..self.clone()
+        }
+    }
 }
 
 /// A service ready to forward to: its current targets, their pools, timeouts and state.
@@ -120,9 +147,21 @@ pub struct ServiceRuntime {
     /// How failed attempts are retried; `None`: they are not.
     pub retry: Option<RetryPolicy>,
     endpoints: ArcSwap<Endpoints>,
+    /// The targets as configured (DNS names unresolved), that `endpoints` is made from.
+    configured: Vec<Target>,
+    balance: Balance,
+    /// Cancelled when the service is dropped: stops its DNS discovery.
+    stop: CancellationToken,
+}
+
+impl Drop for ServiceRuntime {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 /// A target bound to its pools and its state in the registry.
+#[derive(Clone)]
 pub struct Endpoint {
     /// The address and how to speak to it.
     pub target: Target,
@@ -138,14 +177,13 @@ impl Endpoint {
     }
 }
 
-/// The targets a service has now, with the schedule that spreads requests over them. A
+/// The targets a service has now, with the balancer that spreads requests over them. A
 /// request loads them once ([`ServiceRuntime::endpoints`]) and picks by index, so its retries
 /// see the same list even when discovery replaces it meanwhile.
 pub struct Endpoints {
-    /// The targets, in config order.
+    /// The targets, in config order (a DNS name's addresses in address order).
     pub targets: Vec<Endpoint>,
-    schedule: Vec<u32>,
-    next: AtomicUsize,
+    balancer: Balancer,
 }
 
 /// What a balancer may look at to choose a target for a request.
@@ -159,37 +197,60 @@ pub struct PickKey<'a> {
 }
 
 impl Endpoints {
-    fn new(targets: Vec<Endpoint>) -> Self {
-        let weights: Vec<u32> = targets.iter().map(|e| e.target.weight).collect();
+    fn new(targets: Vec<Endpoint>, balance: &Balance) -> Self {
+        let identities: Vec<(&str, u32)> = targets
+            .iter()
+            .map(|e| (e.target.address.as_str(), e.target.weight))
+            .collect();
         Self {
-            schedule: smooth_schedule(&weights),
+            balancer: Balancer::new(balance, &identities),
             targets,
-            next: AtomicUsize::new(0),
         }
     }
 
-    /// The target for a request, as an index into `targets`: the next one by weighted round
-    /// robin that is available and not in `tried`. `None` when no target is left.
-    pub fn pick(&self, _key: &PickKey<'_>, tried: &[usize]) -> Option<usize> {
+    /// The target for a request, as an index into `targets`: one the service's balancer
+    /// chooses among those available and not in `tried`. `None` when no target is left.
+    pub fn pick(&self, key: &PickKey<'_>, tried: &[usize]) -> Option<usize> {
         let now = Instant::now();
-        let usable = |i: usize| !tried.contains(&i) && self.targets[i].state.available(now);
         if self.targets.len() == 1 {
-            return usable(0).then_some(0);
+            return (!tried.contains(&0) && self.targets[0].state.available(now)).then_some(0);
         }
-        for _ in 0..self.schedule.len() {
-            let n = self.next.fetch_add(1, Ordering::Relaxed);
-            let index = self.schedule[n % self.schedule.len()] as usize;
-            if usable(index) {
-                return Some(index);
-            }
-        }
-        (0..self.targets.len()).find(|&i| usable(i))
+        self.balancer
+            .pick(|i| &*self.targets[i].state, key, tried, now)
     }
+
+    /// The targets' registry addresses, in order.
+    fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.targets.iter().map(|e| e.target.address.as_str())
+    }
+}
+
+/// Binds targets to their pools and registry state.
+fn bind(
+    service: &Arc<str>,
+    targets: Vec<Target>,
+    protocol: UpstreamProtocol,
+    pools: &ClientPools,
+    registry: &UpstreamRegistry,
+) -> Vec<Endpoint> {
+    targets
+        .into_iter()
+        .map(|target| Endpoint {
+            pools: pools.target(&target.authority, protocol, target.tls.as_ref()),
+            state: registry.target(TargetKey {
+                service: service.clone(),
+                address: target.address.clone(),
+            }),
+            target,
+        })
+        .collect()
 }
 
 impl ServiceRuntime {
     /// A service over `targets` (at least one), connecting through `pools`, keeping its state
-    /// in `registry`.
+    /// in `registry`, balanced by round robin. A target naming a DNS host stands for the
+    /// addresses the name last resolved to (see [`ServiceRuntime::discover`]), or for the name
+    /// itself until it has resolved once.
     pub fn new(
         name: &str,
         targets: Vec<Target>,
@@ -200,17 +261,9 @@ impl ServiceRuntime {
         request_timeout: Duration,
     ) -> Self {
         let name: Arc<str> = name.into();
-        let endpoints = targets
-            .into_iter()
-            .map(|target| Endpoint {
-                pools: pools.target(&target.authority, protocol, target.tls.as_ref()),
-                state: registry.target(TargetKey {
-                    service: name.clone(),
-                    address: target.url.clone(),
-                }),
-                target,
-            })
-            .collect();
+        let balance = Balance::default();
+        let current = discovery::expand(&targets, registry);
+        let endpoints = Endpoints::new(bind(&name, current, protocol, pools, registry), &balance);
         Self {
             state: registry.service(&name),
             name,
@@ -218,13 +271,24 @@ impl ServiceRuntime {
             connect_timeout,
             request_timeout,
             retry: None,
-            endpoints: ArcSwap::from_pointee(Endpoints::new(endpoints)),
+            endpoints: ArcSwap::from_pointee(endpoints),
+            configured: targets,
+            balance,
+            stop: CancellationToken::new(),
         }
     }
 
     /// This service, retrying failed attempts by `policy`.
     pub fn with_retries(mut self, policy: Option<RetryPolicy>) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// The same service balanced by `balance`.
+    pub fn with_balance(mut self, balance: Balance) -> Self {
+        let targets = self.endpoints.load().targets.clone();
+        self.endpoints = ArcSwap::from_pointee(Endpoints::new(targets, &balance));
+        self.balance = balance;
         self
     }
 
@@ -235,62 +299,47 @@ impl ServiceRuntime {
 
     /// The balancing algorithm's name, as in the config (`GET /services`).
     pub fn balance(&self) -> &'static str {
-        "round_robin"
+        self.balance.name()
     }
-}
 
-/// Longest smooth weighted round robin schedule kept; longer cycles are scaled down.
-const MAX_SCHEDULE: u64 = 4096;
-
-/// One cycle of nginx's smooth weighted round robin: each target appears `weight` times,
-/// spread out rather than in runs.
-fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
-    if weights.is_empty() {
-        return vec![0];
+    /// Starts re-resolving the service's DNS targets in the background (nothing to do when
+    /// every target is an IP address). The task stops when the service is dropped.
+    pub fn discover(self: &Arc<Self>, pools: Arc<ClientPools>, registry: Arc<UpstreamRegistry>) {
+        discovery::start(self, pools, registry);
     }
-    let total: u64 = weights.iter().map(|&w| u64::from(w.max(1))).sum();
-    // Scale very long cycles down, keeping every target at least once.
-    let weights: Vec<i64> = if total > MAX_SCHEDULE {
-        weights
-            .iter()
-            .map(|&w| ((u64::from(w.max(1)) * MAX_SCHEDULE / total).max(1)) as i64)
-            .collect()
-    } else {
-        weights.iter().map(|&w| i64::from(w.max(1))).collect()
-    };
-    let total: i64 = weights.iter().sum();
-    let mut current = vec![0i64; weights.len()];
-    let mut schedule = Vec::with_capacity(total as usize);
-    for _ in 0..total {
-        let mut best = 0;
-        for i in 0..weights.len() {
-            current[i] += weights[i];
-            if current[i] > current[best] {
-                best = i;
-            }
+
+    /// The targets as configured.
+    pub(super) fn configured(&self) -> &[Target] {
+        &self.configured
+    }
+
+    /// A token cancelled when the service is dropped.
+    pub(super) fn stopped(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Rebuilds the targets from the configured ones and the DNS names' last resolution,
+    /// swapping them in when the addresses changed. Targets that stay keep their state and
+    /// pools (the registry hands out the same ones by address). Returns whether it swapped.
+    pub(super) fn refresh(&self, pools: &ClientPools, registry: &UpstreamRegistry) -> bool {
+        let targets = discovery::expand(&self.configured, registry);
+        let current = self.endpoints.load();
+        if current
+            .addresses()
+            .eq(targets.iter().map(|t| t.address.as_str()))
+        {
+            return false;
         }
-        current[best] -= total;
-        schedule.push(best as u32);
+        let endpoints = bind(&self.name, targets, self.protocol, pools, registry);
+        self.endpoints
+            .store(Arc::new(Endpoints::new(endpoints, &self.balance)));
+        true
     }
-    schedule
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn smooth_schedule_spreads_weights() {
-        assert_eq!(smooth_schedule(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
-        assert_eq!(smooth_schedule(&[1, 1]), vec![0, 1]);
-    }
-
-    #[test]
-    fn long_cycles_are_scaled_but_keep_every_target() {
-        let schedule = smooth_schedule(&[1_000_000, 1]);
-        assert!(schedule.len() as u64 <= MAX_SCHEDULE + 1);
-        assert!(schedule.contains(&1));
-    }
 
     #[test]
     fn target_urls() {
@@ -307,5 +356,26 @@ mod tests {
         let t = Target::parse("https://api.internal:8443", 1).expect("valid");
         assert_eq!(t.host_header, "api.internal:8443");
         assert!(Target::parse("ftp://a:1", 1).is_err());
+    }
+
+    #[test]
+    fn dns_names_and_their_addresses() {
+        let named = Target::parse("http://users.internal:8080", 3).expect("valid");
+        assert_eq!(named.dns_name(), Some(("users.internal", 8080)));
+        let one = named.at("10.0.0.7:8080".parse().expect("addr"));
+        assert_eq!(one.authority.as_str(), "10.0.0.7:8080");
+        assert_eq!(one.address, "10.0.0.7:8080");
+        assert_eq!(one.host_header, "users.internal:8080");
+        assert_eq!(
+            (one.url.as_str(), one.weight),
+            ("http://users.internal:8080", 3)
+        );
+        let six = named.at("[::1]:8080".parse().expect("addr"));
+        assert_eq!(six.authority.as_str(), "[::1]:8080");
+        for literal in ["http://127.0.0.1:1", "http://[::1]:1"] {
+            let t = Target::parse(literal, 1).expect("valid");
+            assert_eq!(t.dns_name(), None);
+            assert_eq!(t.address, literal);
+        }
     }
 }

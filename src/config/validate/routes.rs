@@ -78,6 +78,12 @@ impl Checker<'_> {
             );
         }
         if let Some(mirror) = &route.mirror {
+            if route.service.is_none() && route.split.is_none() {
+                self.error(
+                    mirror.referenced,
+                    "`mirror` copies forwarded requests: it needs `service` or `split`",
+                );
+            }
             self.service_ref(&mirror.value.service);
             let percent = &mirror.value.percent;
             if !(0.0..=100.0).contains(&percent.value) {
@@ -140,8 +146,7 @@ impl Checker<'_> {
     /// `authorize` is an error on a route whose effective plugins have no `auth`.
     fn authorize_needs_auth(&mut self, at: Location, route: &Route) {
         let service_plugins = route
-            .service
-            .as_ref()
+            .main_service()
             .and_then(|name| self.config.services.get(&name.value))
             .map(|service| &service.value.plugins);
         let levels = [

@@ -10,6 +10,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 
 mod plugins;
 mod resilience;
+mod traffic;
 mod transport;
 
 use super::plan::{ForwardPlan, Respond, RouteAction, RoutePlan};
@@ -246,21 +247,23 @@ fn compile_services(
             Protocol::H2c => UpstreamProtocol::H2c,
             _ => UpstreamProtocol::Http1,
         };
-        services.insert(
-            name.clone(),
-            Arc::new(
-                ServiceRuntime::new(
-                    name,
-                    targets,
-                    protocol,
-                    &state.pools,
-                    &state.upstreams,
-                    spec.timeouts.connect.0,
-                    spec.timeouts.request.0,
-                )
-                .with_retries(transport::retries(spec)),
-            ),
+        let service = Arc::new(
+            ServiceRuntime::new(
+                name,
+                targets,
+                protocol,
+                &state.pools,
+                &state.upstreams,
+                spec.timeouts.connect.0,
+                spec.timeouts.request.0,
+            )
+            .with_balance(traffic::balance(spec, errors))
+            .with_retries(transport::retries(spec)),
         );
+        if !state.is_dry_run() {
+            service.discover(state.pools.clone(), state.upstreams.clone());
+        }
+        services.insert(name.clone(), service);
     }
     services
 }
@@ -338,10 +341,7 @@ fn compile_route(
             .collect(),
     };
 
-    let service = r
-        .service
-        .as_ref()
-        .and_then(|s| config.services.get(&s.value));
+    let service = r.main_service().and_then(|s| config.services.get(&s.value));
     let levels = [
         Some(&r.plugins),
         service.map(|s| &s.value.plugins),
@@ -368,8 +368,7 @@ fn compile_route(
 
     let action = if let Some(respond) = &r.respond {
         RouteAction::Respond(compile_respond(&respond.value, respond.referenced, errors))
-    } else if let Some(service_name) = &r.service {
-        let service = services.get(&service_name.value)?;
+    } else if let Some(service) = traffic::destination(r, services, errors) {
         let rewrite = r.rewrite.as_ref().and_then(|rewrite| {
             match Template::parse(&rewrite.value).and_then(|t| {
                 t.check_captures(&captures)?;
@@ -394,14 +393,15 @@ fn compile_route(
             }
         });
         RouteAction::Forward(ForwardPlan {
-            service: service.clone(),
+            service,
             strip_prefix,
             rewrite,
             preserve_host: r.preserve_host,
-            timeout: r.timeout.map_or(service.request_timeout, |t| t.0),
+            timeout: r.timeout.map(|t| t.0),
+            mirror: traffic::mirror(r, services),
         })
     } else {
-        // Routes with split or aggregate are refused as unsupported before compiling.
+        // Routes with aggregate are refused as unsupported before compiling.
         return None;
     };
 
@@ -412,7 +412,7 @@ fn compile_route(
                 name: &name,
                 scope: &scope,
                 has_auth: steps.auth.is_some(),
-                timeout: forward.timeout,
+                timeout: forward.longest_timeout(),
             };
             cache(levels, &route, auth_cx.state, errors)
         }

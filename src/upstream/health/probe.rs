@@ -66,41 +66,67 @@ async fn exchange(
     path: &str,
 ) -> Result<StatusCode, ProbeFailure> {
     let stream = connect(target).await.map_err(ProbeFailure::Connect)?;
-    let io = TokioIo::new(stream);
+    match &target.tls {
+        None => {
+            exchange_on(
+                TokioIo::new(stream),
+                protocol == UpstreamProtocol::H2c,
+                target,
+                path,
+            )
+            .await
+        }
+        // An https target is probed over TLS like traffic: same CA, server name and ALPN.
+        Some(tls) => {
+            let stream = tls.handshake(stream).await.map_err(ProbeFailure::Connect)?;
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            exchange_on(TokioIo::new(stream), h2, target, path).await
+        }
+    }
+}
+
+/// `GET path` over an open connection, in HTTP/2 when `h2`, else HTTP/1.1.
+async fn exchange_on<I>(
+    io: I,
+    h2: bool,
+    target: &Target,
+    path: &str,
+) -> Result<StatusCode, ProbeFailure>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let failed = |err: hyper::Error| ProbeFailure::Exchange(err.to_string());
     let request = Request::builder()
         .method(Method::GET)
         .header(USER_AGENT, HeaderValue::from_static(PROBE_AGENT));
-    match protocol {
-        UpstreamProtocol::Http1 => {
-            let (mut sender, connection) = http1::handshake(io).await.map_err(failed)?;
-            let request = request
-                .uri(path)
-                .header(HOST, target.host_header.clone())
-                .header(CONNECTION, HeaderValue::from_static("close"))
-                .body(Empty::<Bytes>::new())
-                .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
-            let response = sender.send_request(request);
-            Ok(drive(response, connection).await.map_err(failed)?.status())
-        }
-        UpstreamProtocol::H2c => {
-            let (mut sender, connection) = http2::handshake(TokioExecutor::new(), io)
-                .await
-                .map_err(failed)?;
-            let uri = Uri::builder()
-                .scheme(target.scheme.clone())
-                .authority(target.authority.clone())
-                .path_and_query(path)
-                .build()
-                .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
-            let request = request
-                .uri(uri)
-                .body(Empty::<Bytes>::new())
-                .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
-            let response = sender.send_request(request);
-            Ok(drive(response, connection).await.map_err(failed)?.status())
-        }
+    if !h2 {
+        let (mut sender, connection) = http1::handshake(io).await.map_err(failed)?;
+        let request = request
+            .uri(path)
+            .header(HOST, target.host_header.clone())
+            .header(CONNECTION, HeaderValue::from_static("close"))
+            .body(Empty::<Bytes>::new())
+            .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
+        let response = sender.send_request(request);
+        return Ok(drive(response, connection).await.map_err(failed)?.status());
     }
+    let (mut sender, connection) = http2::handshake(TokioExecutor::new(), io)
+        .await
+        .map_err(failed)?;
+    let authority = http::uri::Authority::try_from(target.host_header.as_bytes())
+        .unwrap_or_else(|_| target.authority.clone());
+    let uri = Uri::builder()
+        .scheme(target.scheme.clone())
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
+    let request = request
+        .uri(uri)
+        .body(Empty::<Bytes>::new())
+        .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
+    let response = sender.send_request(request);
+    Ok(drive(response, connection).await.map_err(failed)?.status())
 }
 
 /// Waits for the answer while driving the connection; a connection that ends first (the
