@@ -357,6 +357,33 @@ async fn demo_serves_its_sample_services_and_prints_curl_commands() {
         "5/10s on products"
     );
 
+    // inventory: the flaky target's 503s are retried on the healthy one.
+    for _ in 0..6 {
+        let response = client()
+            .get(format!("{base}/api/inventory/7"))
+            .send()
+            .await
+            .expect("demo answers");
+        assert_eq!(response.status(), 200, "retried on inventory-a");
+    }
+    // inventory-b alone: its own 503s, then the gateway's once the breaker opens.
+    let mut breaker_open = false;
+    for _ in 0..12 {
+        let response = client()
+            .get(format!("{base}/flaky/inventory/7"))
+            .send()
+            .await
+            .expect("demo answers");
+        let retry_after = response.headers().contains_key("retry-after");
+        let body: serde_json::Value = response.json().await.expect("json");
+        if body["error"]["code"] == "service_unavailable" {
+            assert!(retry_after, "an open circuit says when to retry");
+            breaker_open = true;
+            break;
+        }
+    }
+    assert!(breaker_open, "the breaker opens on the flaky target");
+
     // Every curl line with a credential works as its comment says.
     let mut checked = 0;
     for cmd in &curls {

@@ -1,8 +1,11 @@
-//! `gatehouse demo`: three sample services on loopback and a gateway in front of them, with
-//! ready-to-paste `curl` commands. No files needed.
+//! `gatehouse demo`: sample services on loopback and a gateway in front of them, with
+//! ready-to-paste `curl` commands. No files needed. One service has two targets, one of them
+//! flaky, to show retries and the circuit breaker at work.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -31,6 +34,8 @@ pub enum SampleService {
     Orders,
     /// `/products`, `/products/{id}`.
     Products,
+    /// `/inventory`, `/inventory/{id}`.
+    Inventory,
 }
 
 impl SampleService {
@@ -39,6 +44,7 @@ impl SampleService {
             Self::Users => "users",
             Self::Orders => "orders",
             Self::Products => "products",
+            Self::Inventory => "inventory",
         }
     }
 
@@ -57,6 +63,10 @@ impl SampleService {
             Self::Products => vec![
                 json!({"id": 7, "name": "Keyboard", "price": 49.0}),
                 json!({"id": 9, "name": "Monitor", "price": 199.0}),
+            ],
+            Self::Inventory => vec![
+                json!({"id": 7, "productId": 7, "inStock": 12}),
+                json!({"id": 9, "productId": 9, "inStock": 0}),
             ],
         }
     }
@@ -97,31 +107,60 @@ impl SampleService {
     }
 }
 
-/// Serves a sample service on `listener` forever.
-pub async fn serve_sample(listener: TcpListener, service: SampleService) {
+/// How a sample target behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answers every request.
+    Healthy,
+    /// Answers 503 to two requests out of three (its `/health` stays up: it is flaky, not
+    /// down).
+    Flaky,
+}
+
+/// Serves a sample service on `listener` forever; `label` names the target in the answers'
+/// `served_by`.
+pub async fn serve_sample(
+    listener: TcpListener,
+    service: SampleService,
+    label: &'static str,
+    behaviour: Behaviour,
+) {
+    let count = Arc::new(AtomicU64::new(0));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let count = count.clone();
         tokio::spawn(async move {
-            let handler = service_fn(move |request: Request<Incoming>| async move {
-                let (status, body) = service.answer(
-                    request.method(),
-                    request.uri().path(),
-                    request.uri().query(),
-                );
-                let mut body = body;
-                if let Value::Object(map) = &mut body {
-                    map.insert("served_by".into(), service.name().into());
+            let handler = service_fn(move |request: Request<Incoming>| {
+                let count = count.clone();
+                async move {
+                    let path = request.uri().path();
+                    let failing = behaviour == Behaviour::Flaky
+                        && path != "/health"
+                        && count.fetch_add(1, Ordering::Relaxed) % 3 != 2;
+                    let (status, mut body) = if path == "/health" {
+                        (StatusCode::OK, json!({"status": "ok"}))
+                    } else if failing {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            json!({"error": "flaky target: try again"}),
+                        )
+                    } else {
+                        service.answer(request.method(), path, request.uri().query())
+                    };
+                    if let Value::Object(map) = &mut body {
+                        map.insert("served_by".into(), label.into());
+                    }
+                    let response = Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body.to_string())))
+                        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+                    // Drain the request body so keep-alive connections stay usable.
+                    let _ = request.into_body().collect().await;
+                    Ok::<_, Infallible>(response)
                 }
-                let response = Response::builder()
-                    .status(status)
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
-                // Drain the request body so keep-alive connections stay usable.
-                let _ = request.into_body().collect().await;
-                Ok::<_, Infallible>(response)
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), handler)
@@ -168,14 +207,24 @@ impl DemoCredentials {
     }
 }
 
-/// The demo's config, with the sample services at `users`, `orders` and `products`.
+/// The demo's sample targets: users, orders, products, and the two inventory targets (the
+/// second one flaky).
+pub const SAMPLES: [(SampleService, &str, Behaviour); 5] = [
+    (SampleService::Users, "users", Behaviour::Healthy),
+    (SampleService::Orders, "orders", Behaviour::Healthy),
+    (SampleService::Products, "products", Behaviour::Healthy),
+    (SampleService::Inventory, "inventory-a", Behaviour::Healthy),
+    (SampleService::Inventory, "inventory-b", Behaviour::Flaky),
+];
+
+/// The demo's config, with the targets of [`SAMPLES`] at `targets`.
 pub fn demo_config(
     listen: u16,
     admin: u16,
-    services: [SocketAddr; 3],
+    targets: [SocketAddr; 5],
     credentials: &DemoCredentials,
 ) -> String {
-    let [users, orders, products] = services;
+    let [users, orders, products, inventory_a, inventory_b] = targets;
     let key_hash = super::hash_key::hash_key(&credentials.api_key);
     let secret = &credentials.jwt_secret;
     format!(
@@ -196,6 +245,15 @@ services:
     url: http://{orders}
   products:
     url: http://{products}
+  inventory:                       # two targets; b fails 2 requests out of 3
+    targets:
+      - url: http://{inventory_a}
+      - url: http://{inventory_b}
+    retries: {{ attempts: 2, backoff: 10ms }}
+    health: {{ path: /health, interval: 5s }}
+  inventory-b:                     # the flaky target alone, behind a circuit breaker
+    url: http://{inventory_b}
+    circuit_breaker: {{ failure_ratio: 0.5, min_requests: 6, window: 10s, open_for: 15s }}
 routes:
   - name: users
     path: /api/users/**
@@ -241,6 +299,16 @@ routes:
     strip_prefix: /api
     plugins:
       rate_limit: {{ limits: [5/10s], key: ip }}
+  - name: inventory
+    path: /api/inventory/**
+    methods: [GET]
+    service: inventory
+    strip_prefix: /api
+  - name: flaky-inventory
+    path: /flaky/inventory/**
+    methods: [GET]
+    service: inventory-b
+    strip_prefix: /flaky
   - name: status
     path: /status
     respond: {{ status: 200, body: "gatehouse demo is up" }}
@@ -251,11 +319,7 @@ routes:
 /// Runs the demo until Ctrl-C.
 pub async fn run() -> Result<(), StartError> {
     let mut addrs = Vec::new();
-    for service in [
-        SampleService::Users,
-        SampleService::Orders,
-        SampleService::Products,
-    ] {
+    for (service, label, behaviour) in SAMPLES {
         let listener =
             TcpListener::bind(("127.0.0.1", 0))
                 .await
@@ -268,14 +332,14 @@ pub async fn run() -> Result<(), StartError> {
             error,
         })?;
         addrs.push(addr);
-        tokio::spawn(serve_sample(listener, service));
+        tokio::spawn(serve_sample(listener, service, label, behaviour));
     }
-    let services = [addrs[0], addrs[1], addrs[2]];
+    let targets = [addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]];
     let credentials = DemoCredentials::generate();
     let text = demo_config(
         free_port(PREFERRED_PORT),
         free_port(PREFERRED_ADMIN_PORT),
-        services,
+        targets,
         &credentials,
     );
     // Signing with a fresh HS256 secret cannot fail; the message would show in the curls.
@@ -290,7 +354,9 @@ pub async fn run() -> Result<(), StartError> {
     let config = config::load_str("demo.yaml", &text).map_err(StartError::Config)?;
     let gateway = Gatehouse::start(config).await?;
     let base = format!("http://{}", gateway.listeners[0]);
-    println!("Gatehouse demo is running. Sample services: users, orders, products.\n");
+    println!(
+        "Gatehouse demo is running. Sample services: users, orders, products, inventory (two targets, one flaky).\n"
+    );
     println!("Try:");
     println!("  curl -i {base}/api/users                # X-Cache: MISS, then HIT with Age");
     println!("  curl -i {base}/api/users/1");
@@ -305,6 +371,12 @@ pub async fn run() -> Result<(), StartError> {
     println!("  curl -i {base}/api/products/7");
     println!(
         "  for i in 1 2 3 4 5 6 7; do curl -s -o /dev/null -w '%{{http_code}} ' {base}/api/products/7; done; echo   # 5/10s, then 429"
+    );
+    println!(
+        "  for i in 1 2 3 4 5 6; do curl -s {base}/api/inventory/7; echo; done   # all 200: inventory-b's 503s are retried on inventory-a"
+    );
+    println!(
+        "  for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}} ' {base}/flaky/inventory/7; done; echo   # inventory-b alone: 503s, then the breaker opens (503 from the gateway, Retry-After)"
     );
     println!("  curl -i -X DELETE {base}/api/products/7   # 405 with Allow");
     println!("  curl -i {base}/nowhere                 # 404, JSON error");
@@ -330,7 +402,7 @@ mod tests {
     #[test]
     fn the_demo_config_is_valid() {
         let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
-        let text = demo_config(8080, 9901, [addr, addr, addr], &DemoCredentials::generate());
+        let text = demo_config(8080, 9901, [addr; 5], &DemoCredentials::generate());
         let config = config::load_str("demo.yaml", &text).expect("valid demo config");
         let state = crate::runtime::State::dry_run();
         crate::runtime::compile(&config, &state).expect("compiles");
