@@ -57,7 +57,7 @@ async fn https_target_verified_by_the_ca_file() {
     )
     .await;
     let http = client();
-    for _ in 0..3 {
+    for _ in 0..10 {
         let echo = get_json_with(&http, &gw, "/a").await;
         assert_eq!(echo["upstream"], "secure");
         assert_eq!(
@@ -73,10 +73,12 @@ async fn https_target_verified_by_the_ca_file() {
             "localhost:".to_owned() + &upstream.addr.port().to_string()
         );
     }
-    assert_eq!(
-        upstream.connections(),
-        1,
-        "the TLS connection is kept alive and reused"
+    // `localhost` is a DNS name: until discovery's first resolution lands, the target is the
+    // name (one pool); then it is the address (another pool). So at most two connections.
+    assert!(
+        upstream.connections() <= 2,
+        "the TLS connection is kept alive and reused: {} connections",
+        upstream.connections()
     );
 }
 
@@ -109,7 +111,12 @@ async fn http2_is_chosen_by_alpn() {
     let echo: Value = response.json().await.expect("json");
     assert_eq!(echo["body_len"], 70_000);
     assert_eq!(echo["version"], "HTTP/2.0");
-    assert_eq!(upstream.connections(), 1, "one multiplexed connection");
+    // At most one per pool: the name's until discovery first resolves it, then the address's.
+    assert!(
+        upstream.connections() <= 2,
+        "one multiplexed connection per pool: {}",
+        upstream.connections()
+    );
 }
 
 #[tokio::test]
@@ -118,7 +125,14 @@ async fn health_checks_probe_https_targets_over_tls() {
     let ca = Ca::new("Upstream CA");
     let leaf = ca.server(&["localhost"]);
     let good = faulty_tls("good", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &BOTH).await;
-    let bad = faulty_tls("bad", Mode::Status(503), &leaf.cert_pem, &leaf.key_pem, &HTTP1).await;
+    let bad = faulty_tls(
+        "bad",
+        Mode::Status(503),
+        &leaf.cert_pem,
+        &leaf.key_pem,
+        &HTTP1,
+    )
+    .await;
     let ca_path = ca.write(dir.path(), "ca");
     let gw = gateway(&format!(
         "listen: 127.0.0.1:0
