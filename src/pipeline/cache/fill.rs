@@ -108,7 +108,13 @@ impl Fill {
             return Ok((answer(response, Verdict::Bypass, head), Verdict::Bypass));
         }
         let (mut parts, mut body) = response.into_parts();
-        let mut buffer = BytesMut::new();
+        // A copy, not the frames themselves: a frame may share a connection's whole read
+        // buffer, which would then live as long as the entry, unweighed.
+        let mut buffer = BytesMut::with_capacity(
+            declared
+                .and_then(|len| usize::try_from(len).ok())
+                .unwrap_or(0),
+        );
         loop {
             match body.frame().await {
                 None => break,

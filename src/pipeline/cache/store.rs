@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
@@ -98,19 +97,6 @@ pub struct LocalStore {
     invalidated: AtomicBool,
 }
 
-struct EntryExpiry;
-
-impl Expiry<CacheKey, Arc<CachedResponse>> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &CacheKey,
-        value: &Arc<CachedResponse>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(value.ttl)
-    }
-}
-
 impl LocalStore {
     /// A store of `max_memory` bytes whose entries live `max_ttl` at most; a fetch takes
     /// `max_fetch` at most.
@@ -118,7 +104,9 @@ impl LocalStore {
         let entries = Cache::builder()
             .max_capacity(max_memory)
             .weigher(|key: &CacheKey, value: &Arc<CachedResponse>| value.weight(key))
-            .expire_after(EntryExpiry)
+            // Entries live the route's `ttl` at most; a shorter `max-age` is checked on
+            // lookup ([`CachedResponse::expired`]): cheaper than a timer per entry.
+            .time_to_live(max_ttl)
             .eviction_policy(EvictionPolicy::lru())
             .build();
         let floor = Arc::new(AtomicU64::new(0));
