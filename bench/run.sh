@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: Gatehouse against nginx in front of the same upstream.
 #
-#   bench/run.sh [proxy|tls|routes|memory|jwt|cache|ratelimit|stack|all]    (default: proxy)
+#   bench/run.sh [proxy|tls|routes|memory|jwt|cache|ratelimit|stack|balance|all]    (default: proxy)
 #
 # Environment overrides:
 #   ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 WARMUP=3s
@@ -28,13 +28,13 @@ WRK_ARGS=()
 EXPECTED_BODY='{"id":42,"name":"Ada Lovelace","email":"ada@example.com","role":"admin","team":"core","active":true}'
 
 case "$MODE" in
-  proxy | tls | routes | memory | jwt | cache | ratelimit | stack | all) ;;
+  proxy | tls | routes | memory | jwt | cache | ratelimit | stack | balance | all) ;;
   -h | --help | help)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|tls|routes|memory|jwt|cache|ratelimit|stack|all]" >&2
+    echo "usage: $0 [proxy|tls|routes|memory|jwt|cache|ratelimit|stack|balance|all]" >&2
     exit 2
     ;;
 esac
@@ -805,6 +805,49 @@ EOF
   stop "$NGINX_PID"
 }
 
+# balance: one service with a single target vs the same upstream as 3 targets (127.0.0.1,
+# 127.0.0.2, 127.0.0.3: loopback aliases of one upstream process bound to 0.0.0.0) with
+# round robin and active health checks, in one gatehouse: balancing and health bookkeeping
+# must not show (issue 5).
+mode_balance() {
+  say ""
+  say "## balance: gatehouse single target vs 3 targets with health checks"
+  local gh_port up_port config=$TMP/gatehouse-balance.yaml tput p99
+  free_port gh_port
+  free_port up_port
+  "$UPSTREAM_BIN" "0.0.0.0:$up_port" >"$TMP/upstream-any.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "upstream on 0.0.0.0" $! "$up_port" "$TMP/upstream-any.log"
+  cat >"$config" <<EOF
+listen: 127.0.0.1:$gh_port
+observability: { access_log: off }
+services:
+  single: { url: http://127.0.0.1:$up_port }
+  three:
+    targets:
+      - url: http://127.0.0.1:$up_port
+      - url: http://127.0.0.2:$up_port
+      - url: http://127.0.0.3:$up_port
+    health: { path: /health, interval: 1s, timeout: 500ms }
+routes:
+  - path: /api/v1/users/**
+    service: single
+    strip_prefix: /api/v1
+  - path: /three/api/v1/users/**
+    service: three
+    strip_prefix: /three/api/v1
+EOF
+  start_gatehouse "$config" "$gh_port"
+  check_route "gatehouse 3 targets" "$gh_port" "/three$BENCH_PATH"
+  COMPARE_PATH_B="/three$BENCH_PATH" compare gatehouse-single "$gh_port" gatehouse-3-targets "$gh_port"
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+  say ""
+  say "3-targets/single throughput: ${tput}x  (target >= 0.97: $(verdict "$tput >= 0.97"))"
+  say "3-targets/single p99:        ${p99}x"
+  stop "$GATEHOUSE_PID"
+}
+
 start_upstream
 case "$MODE" in
   proxy) mode_proxy ;;
@@ -815,6 +858,7 @@ case "$MODE" in
   cache) mode_cache ;;
   ratelimit) mode_ratelimit ;;
   stack) mode_stack ;;
+  balance) mode_balance ;;
   all)
     mode_proxy
     mode_tls
@@ -824,6 +868,7 @@ case "$MODE" in
     mode_cache
     mode_ratelimit
     mode_stack
+    mode_balance
     ;;
 esac
 say ""
