@@ -62,9 +62,8 @@ impl TargetState {
     /// Adds the latency of an attempt sent at `started` to the estimate when its outcome
     /// measured the target: a response (any status) or a timeout. Connect failures and
     /// resets say nothing about how fast the target answers (passive ejection counts those).
-    pub fn record_latency(&self, started: Instant, outcome: Outcome) {
+    pub fn record_latency(&self, started: Instant, outcome: Outcome, now: Instant) {
         if matches!(outcome, Outcome::Status(_) | Outcome::Timeout) {
-            let now = Instant::now();
             self.latency
                 .record(now.saturating_duration_since(started), now);
         }
@@ -154,8 +153,8 @@ impl Attempt {
     /// the latency feeds the target's EWMA, failures feed passive ejection and the service's
     /// circuit breaker.
     pub fn finish(self, outcome: Outcome) {
-        self.target.record_latency(self.started, outcome);
         let now = Instant::now();
+        self.target.record_latency(self.started, outcome, now);
         self.target
             .ejection
             .record(&self.service.passive, outcome, now);

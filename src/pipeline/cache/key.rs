@@ -1,6 +1,6 @@
 //! Cache keys: method + normalized path + the varying query parameters, request headers and
 //! consumer. Keys are client-chosen data: the stores hash them with a DoS-resistant hasher
-//! (moka's default `RandomState`).
+//! (std's `RandomState`).
 
 use std::sync::Arc;
 
