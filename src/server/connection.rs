@@ -71,6 +71,9 @@ pub(super) async fn serve_connection<S>(
     builder
         .http1()
         .timer(TokioTimer::new())
+        // Header timeouts are ours (`activity`, below); hyper's own (30 s by default once a
+        // timer is set) would re-arm a timer on every request for nothing.
+        .header_read_timeout(None)
         .keep_alive(true)
         .max_headers(1024)
         // Header blocks past this get hyper's own bare 431; up to it, the pipeline answers
