@@ -117,7 +117,7 @@ impl Breaker {
     /// Applies the settings of a newly compiled config. Unchanged settings keep the circuit
     /// and its window; changed ones start closed with an empty window; `None` turns it off.
     pub fn configure(&self, service: &str, settings: Option<BreakerSettings>) {
-        let mut current = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = super::lock(&self.settings);
         if current.as_ref().map(|(_, s)| *s) == settings {
             return;
         }
@@ -297,7 +297,7 @@ impl Breaker {
     }
 
     fn log(&self, message: &str) {
-        let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        let settings = super::lock(&self.settings);
         let service = settings.as_ref().map_or("", |(name, _)| name);
         tracing::warn!(service, "{message}");
     }

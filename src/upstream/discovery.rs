@@ -37,7 +37,7 @@ pub(super) struct DnsCache {
 
 impl DnsCache {
     fn lock(&self) -> MutexGuard<'_, Resolved> {
-        self.names.lock().unwrap_or_else(|p| p.into_inner())
+        super::lock(&self.names)
     }
 
     /// The addresses `host:port` last resolved to.

@@ -27,3 +27,11 @@ pub use registry::{Attempt, Outcome, ServiceState, TargetKey, TargetState, Upstr
 pub use retry::{MIN_RETRIES_PER_SEC, RetryBudget, RetryPolicy};
 pub use service::{Endpoint, Endpoints, PickKey, ServiceRuntime, Target, TargetError};
 pub use tls::{TargetTls, TlsKey, UpstreamTls};
+
+/// Locks `mutex`, recovering the data of a holder that panicked: every state behind these
+/// mutexes stays valid between writes.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

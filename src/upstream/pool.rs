@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::lock;
 use super::tls::{TargetTls, TlsKey};
 use crate::body::RequestBody;
 
@@ -80,12 +81,6 @@ pub struct TargetPool {
     tls: Option<TargetTls>,
     idle: Mutex<Vec<Idle>>,
     h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl TargetPool {
@@ -164,22 +159,7 @@ impl TargetPool {
     /// `h2` chosen by ALPN; kept as the worker's connection) or HTTP/1.1. The connect timeout
     /// covers the TCP and TLS handshakes.
     pub(super) async fn open(&self, connect_timeout: Duration) -> Result<Connection, ConnectError> {
-        let opened = async {
-            let stream = connect(&self.authority)
-                .await
-                .map_err(ConnectError::Failed)?;
-            match &self.tls {
-                None => Ok((
-                    Transport::Plain(stream),
-                    self.protocol == UpstreamProtocol::H2c,
-                )),
-                Some(tls) => {
-                    let stream = tls.handshake(stream).await.map_err(ConnectError::Tls)?;
-                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    Ok((Transport::Tls(Box::new(stream)), h2))
-                }
-            }
-        };
+        let opened = open_transport(&self.authority, self.protocol, self.tls.as_ref());
         let (transport, h2) = tokio::time::timeout(connect_timeout, opened)
             .await
             .map_err(|_| ConnectError::Timeout)??;
@@ -199,9 +179,30 @@ impl TargetPool {
 }
 
 /// A connected stream, before the HTTP handshake.
-enum Transport {
+pub(super) enum Transport {
+    /// Plain TCP.
     Plain(TcpStream),
+    /// TLS over TCP, for an `https` target.
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Opens the stream to `authority`: TCP, then TLS when `tls` is given (an `https` target).
+/// The flag tells whether the connection speaks HTTP/2: h2c by `protocol`, or `h2` chosen by
+/// ALPN. Traffic connections and health-check probes open theirs this one way.
+pub(super) async fn open_transport(
+    authority: &Authority,
+    protocol: UpstreamProtocol,
+    tls: Option<&TargetTls>,
+) -> Result<(Transport, bool), ConnectError> {
+    let stream = connect(authority).await.map_err(ConnectError::Failed)?;
+    match tls {
+        None => Ok((Transport::Plain(stream), protocol == UpstreamProtocol::H2c)),
+        Some(tls) => {
+            let stream = tls.handshake(stream).await.map_err(ConnectError::Tls)?;
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            Ok((Transport::Tls(Box::new(stream)), h2))
+        }
+    }
 }
 
 async fn http1_handshake<I>(io: I) -> Result<Connection, ConnectError>

@@ -9,13 +9,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
 use super::balance::PeakEwma;
 use super::breaker::Breaker;
 use super::health::{HealthSlot, TargetHealth};
+use super::lock;
 use super::passive::{Ejection, PassivePolicy};
 use super::retry::RetryBudget;
 
@@ -185,12 +186,6 @@ pub struct UpstreamRegistry {
     services: Mutex<HashMap<Arc<str>, Arc<ServiceState>>>,
     /// The addresses DNS target names resolved to last.
     pub(super) dns: super::discovery::DnsCache,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl UpstreamRegistry {

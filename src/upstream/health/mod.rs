@@ -112,7 +112,7 @@ struct CheckKey {
 
 impl HealthSlot {
     fn lock(&self) -> MutexGuard<'_, Option<Current>> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner())
+        super::lock(&self.current)
     }
 
     /// Whether the service has health checks running.
@@ -141,13 +141,13 @@ pub struct HealthCheck {
 
 impl HealthCheck {
     fn adopt(&self, service: &Arc<ServiceRuntime>) {
-        let mut services = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        let mut services = super::lock(&self.services);
         services.retain(|s| s.strong_count() > 0);
         services.push(Arc::downgrade(service));
     }
 
     fn current_endpoints(&self) -> Option<Arc<Endpoints>> {
-        let mut services = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        let mut services = super::lock(&self.services);
         services.retain(|s| s.strong_count() > 0);
         let newest = services.last()?.upgrade()?;
         drop(services);

@@ -2,7 +2,6 @@
 //! response head. Probes never use the traffic pools, so they neither take a connection a
 //! request could use nor count as traffic for passive ejection or the circuit breaker.
 
-use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,9 +10,9 @@ use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::Empty;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
 
-use crate::upstream::{Target, UpstreamProtocol};
+use crate::upstream::pool::{Transport, open_transport};
+use crate::upstream::{ConnectError, Target, UpstreamProtocol};
 
 /// The `User-Agent` of probes, so upstream logs can tell them from traffic.
 const PROBE_AGENT: &str = concat!("gatehouse-health-check/", env!("CARGO_PKG_VERSION"));
@@ -23,8 +22,8 @@ const PROBE_AGENT: &str = concat!("gatehouse-health-check/", env!("CARGO_PKG_VER
 pub(super) enum ProbeFailure {
     /// No answer within the check's timeout.
     Timeout,
-    /// The connection could not be opened.
-    Connect(io::Error),
+    /// The connection could not be opened (TCP or TLS).
+    Connect(ConnectError),
     /// The connection broke, or the answer was not HTTP.
     Exchange(String),
     /// The target answered with a status other than 2xx or 3xx.
@@ -35,7 +34,7 @@ impl std::fmt::Display for ProbeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Timeout => f.write_str("no answer in time"),
-            Self::Connect(err) => write!(f, "connect failed: {err}"),
+            Self::Connect(err) => write!(f, "{err}"),
             Self::Exchange(err) => write!(f, "exchange failed: {err}"),
             Self::Status(status) => write!(f, "answered {status}"),
         }
@@ -65,23 +64,13 @@ async fn exchange(
     protocol: UpstreamProtocol,
     path: &str,
 ) -> Result<StatusCode, ProbeFailure> {
-    let stream = connect(target).await.map_err(ProbeFailure::Connect)?;
-    match &target.tls {
-        None => {
-            exchange_on(
-                TokioIo::new(stream),
-                protocol == UpstreamProtocol::H2c,
-                target,
-                path,
-            )
-            .await
-        }
-        // An https target is probed over TLS like traffic: same CA, server name and ALPN.
-        Some(tls) => {
-            let stream = tls.handshake(stream).await.map_err(ProbeFailure::Connect)?;
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            exchange_on(TokioIo::new(stream), h2, target, path).await
-        }
+    // Opened like traffic's connections: for an https target the same CA, server name and ALPN.
+    let (transport, h2) = open_transport(&target.authority, protocol, target.tls.as_ref())
+        .await
+        .map_err(ProbeFailure::Connect)?;
+    match transport {
+        Transport::Plain(io) => exchange_on(TokioIo::new(io), h2, target, path).await,
+        Transport::Tls(io) => exchange_on(TokioIo::new(io), h2, target, path).await,
     }
 }
 
@@ -142,26 +131,4 @@ async fn drive<T>(
         answer = &mut response => answer,
         _ = &mut connection => response.await,
     }
-}
-
-/// Opens a TCP connection to the target's address (each address its name resolves to, in
-/// turn).
-async fn connect(target: &Target) -> io::Result<TcpStream> {
-    let authority = &target.authority;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let port = authority.port_u16().unwrap_or(80);
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for addr in tokio::net::lookup_host((host, port)).await? {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(err) => last = err,
-        }
-    }
-    Err(last)
 }
