@@ -62,8 +62,9 @@ pub(super) async fn run(x: Exchange<'_>, request: Request<RequestBody>) -> Tried
     let Some(policy) = x.service.retry.as_ref() else {
         let endpoint = &x.endpoints.targets[x.first];
         let attempt = Attempt::start(&endpoint.state, &x.service.state);
-        let result = upstream::send(x.service, endpoint, request, x.timeout).await;
-        attempt.finish(outcome_of(&result));
+        let result =
+            upstream::send(x.service, endpoint, request, x.timeout, attempt.started()).await;
+        attempt.finish_at(outcome_of(&result), ended_at(&result));
         return Tried {
             result: result.map_err(GatewayError::from),
             attempts: 1,
@@ -189,9 +190,9 @@ async fn retrying(x: &Exchange<'_>, policy: &RetryPolicy, request: Request<Reque
             request.headers_mut().insert(HOST, host);
         }
         let attempt = Attempt::start(&endpoint.state, &x.service.state);
-        let (result, unsent) = attempt_once(x, endpoint, request).await;
+        let (result, unsent) = attempt_once(x, endpoint, request, attempt.started()).await;
         let outcome = outcome_of(&result);
-        attempt.finish(outcome);
+        attempt.finish_at(outcome, ended_at(&result));
         if let Source::Once(held) = &mut source {
             *held = unsent;
         }
@@ -239,16 +240,17 @@ async fn retrying(x: &Exchange<'_>, policy: &RetryPolicy, request: Request<Reque
     }
 }
 
-/// One attempt on `endpoint`; a connect failure gives the request back, unsent.
+/// One attempt on `endpoint`, begun at `started`; a connect failure gives the request back,
+/// unsent.
 async fn attempt_once(
     x: &Exchange<'_>,
     endpoint: &Endpoint,
     request: Request<RequestBody>,
+    started: Instant,
 ) -> (
     Result<UpstreamResponse, Failure>,
     Option<Request<RequestBody>>,
 ) {
-    let started = Instant::now();
     let deadline = started + x.timeout;
     match upstream::connect(x.service, endpoint, deadline).await {
         Err(failure) => (Err(failure), Some(request)),
@@ -257,6 +259,14 @@ async fn attempt_once(
                 upstream::exchange(x.service, endpoint, connection, request, started, deadline);
             (exchanged.await, None)
         }
+    }
+}
+
+/// When an attempt ended: its answer's arrival (already read), or now.
+fn ended_at(result: &Result<UpstreamResponse, Failure>) -> Instant {
+    match result {
+        Ok(answer) => answer.answered,
+        Err(_) => Instant::now(),
     }
 }
 

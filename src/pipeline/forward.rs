@@ -1,8 +1,6 @@
 //! Shaping a client request for its upstream and an upstream response for the client
 //! (SPEC §4.1): hop-by-hop headers, `X-Forwarded-*`, `Host`, identity headers.
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::auth::IDENTITY_HEADERS;
@@ -54,8 +52,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Everything the request headers need on the way upstream.
 pub struct ForwardedFor<'a> {
-    /// The peer address of the client connection.
-    pub peer: IpAddr,
+    /// The peer address of the client connection, as a header value.
+    pub peer: &'a HeaderValue,
     /// Whether the peer is a trusted proxy (its `X-Forwarded-*` are kept and extended).
     pub peer_trusted: bool,
     /// `http` or `https`: how the client reached the gateway.
@@ -85,14 +83,18 @@ pub fn prepare_request_headers(headers: &mut HeaderMap, fwd: &ForwardedFor<'_>) 
 
     // X-Forwarded-For: a trusted proxy's chain is extended; anything else a client sent is
     // replaced, so upstreams never see a spoofed chain.
-    let peer = fwd.peer.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(chain) if fwd.peer_trusted && !chain.trim().is_empty() => {
-            format!("{chain}, {peer}")
+    let chain = headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .filter(|chain| fwd.peer_trusted && !chain.trim().is_empty());
+    let xff = match chain {
+        Some(chain) => {
+            let peer = fwd.peer.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{chain}, {peer}")).ok()
         }
-        _ => peer,
+        None => Some(fwd.peer.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&xff) {
+    if let Some(value) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -157,8 +159,9 @@ mod tests {
         let host = HeaderValue::from_static("api.example.com");
         let upstream = HeaderValue::from_static("127.0.0.1:9001");
         let id = HeaderValue::from_static("rid");
+        let peer = HeaderValue::from_static("192.0.2.7");
         let fwd = ForwardedFor {
-            peer: "192.0.2.7".parse().expect("ip"),
+            peer: &peer,
             peer_trusted: false,
             proto: "http",
             host: Some(&host),

@@ -64,7 +64,7 @@ struct RequestContext<'rt> {
     /// Whether the request was a CORS preflight the gateway answered.
     preflight: bool,
     /// Who the request is from, once `auth` accepted a credential.
-    identity: Option<auth::Identity>,
+    identity: Option<Arc<auth::Identity>>,
     /// The `rate_limit` check, for its response headers.
     rate_limit: Option<rate_limit::RateOutcome<'rt>>,
     /// The route's `request_transform`, rendered from the client's request; `forward` applies it.
@@ -282,7 +282,7 @@ impl Gateway {
         }
         if let Some(step) = &route.rate_limit {
             let outcome = step
-                .check(ctx.client_ip, ctx.identity.as_ref(), request.headers())
+                .check(ctx.client_ip, ctx.identity.as_deref(), request.headers())
                 .await?;
             let refused = outcome.refused();
             ctx.rate_limit = Some(outcome);
@@ -299,7 +299,7 @@ impl Gateway {
                     client_ip: ctx.client_ip,
                     headers: request.headers(),
                     query: request.uri().query(),
-                    identity: ctx.identity.as_ref(),
+                    identity: ctx.identity.as_deref(),
                 };
                 let upstream_path = upstream_path(plan, &path, &vars);
                 ctx.request_transform = route.request_transform.as_ref().map(|t| t.prepare(&vars));
@@ -308,7 +308,8 @@ impl Gateway {
                 // `cache` sits before the upstream; `response_transform` after it, so it
                 // also applies to what the cache serves.
                 let cache = match &route.cache {
-                    Some(step) => match step.lookup(&request, &path, ctx.identity.as_ref()).await {
+                    Some(step) => match step.lookup(&request, &path, ctx.identity.as_deref()).await
+                    {
                         cache::Lookup::Hit(hit) => {
                             let response = ctx.cached(hit, cache::Verdict::Hit);
                             return match response_transform {
@@ -356,7 +357,7 @@ impl Gateway {
         let key = upstream::PickKey {
             client_ip: ctx.client_ip,
             headers: request.headers(),
-            consumer: ctx.identity.as_ref().and_then(|i| i.consumer.as_deref()),
+            consumer: ctx.identity.as_deref().and_then(|i| i.consumer.as_deref()),
         };
         let service = plan.service.choose(&key);
         if let Some(entry) = ctx.entry.as_mut() {
@@ -409,9 +410,8 @@ impl Gateway {
             (Some(host), true) => host.clone(),
             _ => target.host_header.clone(),
         };
-        let peer = conn.peer.ip();
         let fwd = ForwardedFor {
-            peer,
+            peer: &conn.peer_ip,
             peer_trusted: ctx.peer_trusted,
             proto: if conn.tls { "https" } else { "http" },
             host: client_host.as_ref(),
@@ -419,6 +419,8 @@ impl Gateway {
             request_id: &ctx.request_id,
             claim_headers: &runtime.claim_headers,
         };
+        // hyper sizes a parsed head's map to its headers: room for ours, grown once.
+        parts.headers.reserve(8);
         forward::prepare_request_headers(&mut parts.headers, &fwd);
         if let Some(identity) = &ctx.identity {
             identity.apply(&mut parts.headers);
@@ -447,7 +449,7 @@ impl Gateway {
             timeout: plan.timeout_for(service),
             preserve_host: plan.preserve_host,
             client_ip: ctx.client_ip,
-            consumer: ctx.identity.as_ref().and_then(|i| i.consumer.as_deref()),
+            consumer: ctx.identity.as_deref().and_then(|i| i.consumer.as_deref()),
         };
         let tried = attempts::run(exchange, upstream_request).await;
         if let Some(entry) = ctx.entry.as_mut()
@@ -462,6 +464,8 @@ impl Gateway {
         }
         let (mut parts, body) = answer.response.into_parts();
         forward::remove_hop_by_hop(&mut parts.headers);
+        // Room for the headers the later steps add (request id, cache, rate limits).
+        parts.headers.reserve(8);
         Ok(Response::from_parts(
             parts,
             GatewayBody::stream(body, answer.lease),

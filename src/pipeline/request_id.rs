@@ -1,5 +1,6 @@
 //! `request_id` (SPEC §3.1, always on): keep a valid incoming `X-Request-Id` or make one.
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The header that carries the request id, both ways.
@@ -22,8 +23,11 @@ fn is_valid(id: &[u8]) -> bool {
 
 fn generate() -> HeaderValue {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    // Owned bytes: the id is cloned for the upstream and the response by a reference count,
+    // with no second allocation.
+    HeaderValue::from_maybe_shared(Bytes::from_owner(buf))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 #[cfg(test)]

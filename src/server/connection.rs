@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -20,6 +21,8 @@ use crate::pipeline::Gateway;
 pub struct ConnContext {
     /// The peer's address.
     pub peer: SocketAddr,
+    /// The peer's IP address as a header value (`X-Forwarded-For`), rendered once.
+    pub peer_ip: HeaderValue,
     /// The listener's address.
     pub local: SocketAddr,
     /// Whether the connection is TLS.
@@ -60,6 +63,8 @@ pub(super) async fn serve_connection<S>(
     let peer = accepted.peer;
     let context = Arc::new(ConnContext {
         peer,
+        peer_ip: HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
         local: accepted.local,
         tls: accepted.tls,
         client_cn: accepted.client_cn,

@@ -199,12 +199,22 @@ fn inspect(head: &[u8]) -> HeadFacts {
         chunked: false,
         leaves_http1: false,
     };
-    let mut lines = head.split(|&b| b == b'\n');
-    let request_line = lines.next().unwrap_or_default();
-    if request_line.starts_with(b"CONNECT ") || request_line.starts_with(b"PRI ") {
-        facts.leaves_http1 = true;
-    }
-    for line in lines {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', head).chain(std::iter::once(head.len()));
+    for (index, end) in ends.enumerate() {
+        let line = &head[start..end];
+        start = end + 1;
+        if index == 0 {
+            if line.starts_with(b"CONNECT ") || line.starts_with(b"PRI ") {
+                facts.leaves_http1 = true;
+            }
+            continue;
+        }
+        // Only three names matter, and they start with `c`, `t` or `u`: most lines are
+        // passed over on their first byte.
+        if !matches!(line.first(), Some(b'c' | b'C' | b't' | b'T' | b'u' | b'U')) {
+            continue;
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = memchr::memchr(b':', line) else {
             continue;

@@ -24,6 +24,8 @@ pub struct UpstreamResponse {
     pub lease: Option<Lease>,
     /// Time from sending to response headers.
     pub elapsed: Duration,
+    /// When the response headers arrived.
+    pub answered: Instant,
 }
 
 /// A failed exchange: what the client is told, and how the target's record counts it.
@@ -41,16 +43,16 @@ impl From<Failure> for GatewayError {
     }
 }
 
-/// Sends `request` to `endpoint` of `service`, waiting at most `timeout` for the response
-/// headers (connecting included). The request's URI may be in origin form (`/path?query`):
-/// it is put in the form the connection's protocol needs.
+/// Sends `request` to `endpoint` of `service`, waiting at most `timeout` from `started` (the
+/// attempt's start) for the response headers, connecting included. The request's URI may be
+/// in origin form (`/path?query`): it is put in the form the connection's protocol needs.
 pub async fn send(
     service: &ServiceRuntime,
     endpoint: &Endpoint,
     request: Request<RequestBody>,
     timeout: Duration,
+    started: Instant,
 ) -> Result<UpstreamResponse, Failure> {
-    let started = Instant::now();
     let connection = connect(service, endpoint, started + timeout).await?;
     exchange(
         service,
@@ -104,11 +106,15 @@ pub async fn exchange(
         }
     };
     match tokio::time::timeout_at(deadline, exchange).await {
-        Ok(Ok((response, lease))) => Ok(UpstreamResponse {
-            response,
-            lease,
-            elapsed: started.elapsed(),
-        }),
+        Ok(Ok((response, lease))) => {
+            let answered = Instant::now();
+            Ok(UpstreamResponse {
+                response,
+                lease,
+                elapsed: answered.saturating_duration_since(started),
+                answered,
+            })
+        }
         Ok(Err(err)) => Err(err),
         Err(_) => Err(Failure {
             outcome: Outcome::Timeout,

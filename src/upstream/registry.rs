@@ -154,7 +154,11 @@ impl Attempt {
     /// the latency feeds the target's EWMA, failures feed passive ejection and the service's
     /// circuit breaker.
     pub fn finish(self, outcome: Outcome) {
-        let now = Instant::now();
+        self.finish_at(outcome, Instant::now());
+    }
+
+    /// [`Attempt::finish`] for an attempt that ended at `now` (read once by the caller).
+    pub fn finish_at(self, outcome: Outcome, now: Instant) {
         self.target.record_latency(self.started, outcome, now);
         self.target
             .ejection

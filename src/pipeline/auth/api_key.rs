@@ -6,7 +6,7 @@ use http::request::Parts;
 
 use super::consumers::Consumers;
 use super::credential::{Head, Source};
-use super::{Challenge, Identity, Outcome, Rejection};
+use super::{Challenge, Outcome, Rejection};
 use crate::config;
 
 /// API-key authentication against consumers' `keys`.
@@ -33,7 +33,7 @@ impl ApiKeyAuth {
             return Outcome::Absent;
         };
         match self.consumers.by_key(&key) {
-            Some(consumer) => Outcome::Valid(Identity::of_consumer(consumer)),
+            Some(consumer) => Outcome::Valid(consumer.identity.clone()),
             None => Outcome::Invalid(Rejection {
                 challenge: Challenge::Key,
                 reason: "unknown key",

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::consumers::{ConsumerEntry, Consumers, PasswordHash};
 use super::credential::{Head, strip_scheme};
-use super::{Challenge, Identity, Outcome, Rejection};
+use super::{Challenge, Outcome, Rejection};
 use crate::config;
 
 /// Password hash checks running at once, process-wide (each argon2 check holds its memory).
@@ -76,11 +76,11 @@ impl BasicAuth {
             .finalize()
             .into();
         if self.remembered(&fingerprint) {
-            return Outcome::Valid(Identity::of_consumer(consumer));
+            return Outcome::Valid(consumer.identity.clone());
         }
         if verify(consumer, password).await {
             self.remember(fingerprint);
-            Outcome::Valid(Identity::of_consumer(consumer))
+            Outcome::Valid(consumer.identity.clone())
         } else {
             invalid("unknown user or wrong password")
         }

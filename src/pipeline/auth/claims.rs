@@ -72,6 +72,7 @@ impl ClaimRules {
             scopes,
             claims: Some(Arc::new(claims)),
             headers,
+            ..Identity::default()
         }
     }
 }

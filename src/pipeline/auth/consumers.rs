@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::identity::Identity;
 use crate::config::{Consumer, Location};
 
 /// One consumer, as the auth methods need it.
@@ -18,6 +19,8 @@ pub struct ConsumerEntry {
     pub groups: Vec<Arc<str>>,
     /// Its password hashes (argon2 or bcrypt, PHC or modular crypt strings).
     pub passwords: Vec<PasswordHash>,
+    /// The identity its credentials prove, built once per config.
+    pub identity: Arc<Identity>,
 }
 
 /// A stored password hash, by scheme.
@@ -53,9 +56,12 @@ impl Consumers {
                     }
                 }
             }
+            let name_arc: Arc<str> = name.as_str().into();
+            let groups: Vec<Arc<str>> = consumer.groups.iter().map(|g| g.as_str().into()).collect();
             let entry = Arc::new(ConsumerEntry {
-                name: name.as_str().into(),
-                groups: consumer.groups.iter().map(|g| g.as_str().into()).collect(),
+                identity: Arc::new(Identity::of_consumer(&name_arc, &groups)),
+                name: name_arc,
+                groups,
                 passwords,
             });
             for key in &consumer.keys {

@@ -1,11 +1,9 @@
 //! Who a request is from, once `auth` has accepted a credential.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
-
-use super::consumers::ConsumerEntry;
 
 /// `X-Consumer-Id`: the consumer's name.
 pub static X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
@@ -41,14 +39,18 @@ pub struct Identity {
     pub claims: Option<Arc<Map<String, Value>>>,
     /// Headers from `claims_to_headers`.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The identity headers for the upstream, rendered on first use: a cached token's
+    /// identity renders them once, not on every request.
+    pub(crate) forwarded: OnceLock<Box<[(HeaderName, HeaderValue)]>>,
 }
 
 impl Identity {
-    /// The identity of a configured consumer (API key, password, certificate).
-    pub fn of_consumer(consumer: &ConsumerEntry) -> Self {
+    /// The identity of a configured consumer (API key, password, certificate), named `name`
+    /// and in `groups`.
+    pub fn of_consumer(name: &Arc<str>, groups: &[Arc<str>]) -> Self {
         Self {
-            consumer: Some(consumer.name.clone()),
-            groups: consumer.groups.clone(),
+            consumer: Some(name.clone()),
+            groups: groups.to_vec(),
             ..Self::default()
         }
     }
@@ -65,12 +67,20 @@ impl Identity {
     /// Sets the identity headers on a request going upstream (client copies are already
     /// removed by the forwarding step).
     pub fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.forwarded.get_or_init(|| self.render()).iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+
+    /// The identity headers, in the order [`Identity::apply`] sets them.
+    fn render(&self) -> Box<[(HeaderName, HeaderValue)]> {
+        let mut out = Vec::with_capacity(4 + self.headers.len());
         if let Some(value) = self
             .consumer
             .as_deref()
             .and_then(|c| HeaderValue::from_str(c).ok())
         {
-            headers.insert(X_CONSUMER_ID.clone(), value);
+            out.push((X_CONSUMER_ID.clone(), value));
         }
         if !self.groups.is_empty() {
             let joined = self
@@ -80,24 +90,23 @@ impl Identity {
                 .collect::<Vec<_>>()
                 .join(",");
             if let Ok(value) = HeaderValue::from_str(&joined) {
-                headers.insert(X_CONSUMER_GROUPS.clone(), value);
+                out.push((X_CONSUMER_GROUPS.clone(), value));
             }
         }
         if !self.scopes.is_empty()
             && let Ok(value) = HeaderValue::from_str(&self.scopes.join(" "))
         {
-            headers.insert(X_AUTH_SCOPES.clone(), value);
+            out.push((X_AUTH_SCOPES.clone(), value));
         }
         if let Some(value) = self
             .user_id
             .as_deref()
             .and_then(|u| HeaderValue::from_str(u).ok())
         {
-            headers.insert(X_USER_ID.clone(), value);
+            out.push((X_USER_ID.clone(), value));
         }
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
+        out.extend(self.headers.iter().cloned());
+        out.into_boxed_slice()
     }
 }
 
@@ -117,6 +126,7 @@ mod tests {
                 HeaderName::from_static("x-user-role"),
                 HeaderValue::from_static("admin"),
             )],
+            ..Identity::default()
         };
         let mut headers = HeaderMap::new();
         identity.apply(&mut headers);

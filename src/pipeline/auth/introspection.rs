@@ -18,7 +18,7 @@ use super::claims::ClaimRules;
 use super::credential::{Head, Source};
 use super::identity::Identity;
 use super::jwt::is_jwt_shaped;
-use super::token_cache::{self, TokenCache};
+use super::token_cache::TokenCache;
 use super::{AuthContext, Outcome, Rejection, now_secs};
 use crate::config::{self, Location};
 
@@ -105,9 +105,8 @@ impl IntrospectionAuth {
             return Outcome::Absent;
         }
         let now = now_secs();
-        let digest = token_cache::digest(&token);
-        if let Some(identity) = self.cache.get(&digest, now) {
-            return Outcome::Valid(Identity::clone(&identity));
+        if let Some(identity) = self.cache.get(&token, now) {
+            return Outcome::Valid(identity);
         }
         let answer = match self.introspect(&token).await {
             Ok(answer) => answer,
@@ -119,9 +118,9 @@ impl IntrospectionAuth {
                 if self.cache_for > 0 {
                     let until = now.saturating_add(self.cache_for);
                     let until = exp.map_or(until, |exp| exp.min(until));
-                    self.cache.insert(digest, identity.clone(), until, now);
+                    self.cache.insert(&token, identity.clone(), until, now);
                 }
-                Outcome::Valid(Identity::clone(&identity))
+                Outcome::Valid(identity)
             }
             Err(reason) => Outcome::Invalid(Rejection::token(reason)),
         }

@@ -5,7 +5,7 @@
 //! the others only with a public key of their family, so a token HMAC-signed with the bytes of
 //! a public key never verifies. `exp` is required (a token that never expires could neither be
 //! cached for a bounded time nor revoked until its expiry); `exp` and `nbf` are checked with
-//! the `leeway`. Verified tokens are cached by digest until their `exp`; the times and the
+//! the `leeway`. Verified tokens are cached until their `exp`; the times and the
 //! revocation list are still checked on every use.
 
 mod keys;
@@ -22,7 +22,7 @@ use super::credential::{Head, Source};
 use super::identity::Identity;
 use super::jwks::{Jwks, KeyError};
 use super::revocation::Revocations;
-use super::token_cache::{self, TokenCache};
+use super::token_cache::TokenCache;
 use super::{AuthContext, Outcome, Rejection, now_secs};
 use crate::config::{self, Location};
 pub(super) use token::is_jwt_shaped;
@@ -49,7 +49,7 @@ pub(super) struct JwtAuth {
 
 /// A token whose signature, issuer and audience were checked.
 struct Verified {
-    identity: Identity,
+    identity: Arc<Identity>,
     times: token::Times,
     jti: Option<String>,
 }
@@ -156,14 +156,13 @@ impl JwtAuth {
             return Outcome::Absent;
         }
         let now = now_secs();
-        let digest = token_cache::digest(&token);
-        let verified = match self.cache.get(&digest, now) {
+        let verified = match self.cache.get(&token, now) {
             Some(verified) => verified,
             None => match self.verify(&token).await {
                 Ok(verified) => {
                     let verified = Arc::new(verified);
                     let until = verified.times.exp.saturating_add(self.leeway);
-                    self.cache.insert(digest, verified.clone(), until, now);
+                    self.cache.insert(&token, verified.clone(), until, now);
                     verified
                 }
                 Err(outcome) => return outcome,
@@ -210,7 +209,7 @@ impl JwtAuth {
             _ => None,
         };
         Ok(Verified {
-            identity: self.rules.identity(claims),
+            identity: Arc::new(self.rules.identity(claims)),
             times,
             jti,
         })

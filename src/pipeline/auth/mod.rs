@@ -51,7 +51,7 @@ pub enum Outcome {
     /// No credential of this method's kind.
     Absent,
     /// A credential that proves this identity.
-    Valid(Identity),
+    Valid(Arc<Identity>),
     /// A credential that is present but not acceptable.
     Invalid(Rejection),
     /// The credential cannot be checked now (the identity provider is unreachable and
@@ -168,7 +168,7 @@ impl AuthStep {
         &self,
         head: Head<'_>,
         conn: &ConnContext,
-    ) -> Result<Option<Identity>, GatewayError> {
+    ) -> Result<Option<Arc<Identity>>, GatewayError> {
         let mut valid = None;
         let mut rejected = None;
         let mut unavailable = None;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::consumers::Consumers;
-use super::{Challenge, Identity, Outcome, Rejection};
+use super::{Challenge, Outcome, Rejection};
 use crate::server::ConnContext;
 
 /// Client-certificate authentication. The TLS handshake has verified the certificate
@@ -22,7 +22,7 @@ impl MtlsAuth {
             return Outcome::Absent;
         };
         match self.consumers.get(cn) {
-            Some(consumer) => Outcome::Valid(Identity::of_consumer(consumer)),
+            Some(consumer) => Outcome::Valid(consumer.identity.clone()),
             None => Outcome::Invalid(Rejection {
                 challenge: Challenge::ClientCertificate,
                 reason: "the certificate names no known consumer",

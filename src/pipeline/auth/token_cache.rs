@@ -1,85 +1,115 @@
 //! A bounded cache of checked bearer tokens (JWT verifications, introspection answers).
 //!
-//! Entries are keyed by the SHA-256 digest of the token, so the cache never holds a token's
-//! text, and two tokens can only share an entry by a SHA-256 collision. Each entry lives until
-//! its own deadline (the token's `exp`, or sooner). The map is split into shards behind short
-//! mutexes; a full shard first drops expired entries, then arbitrary ones.
+//! Entries are keyed by the token itself, as Envoy's JWT cache is: a lookup is one fast hash
+//! and one comparison, where a digest would cost a SHA-256 of the token on every request. Only
+//! tokens that passed their check are stored, so the keys are not chosen freely by clients.
+//! Each entry lives until its own deadline (the token's `exp`, or sooner). The map is split
+//! into shards behind short mutexes, each bounded in entries and in bytes; a full shard first
+//! drops expired entries, then arbitrary ones.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
+use foldhash::fast::RandomState;
 
 /// How many shards the map is split into (a power of two).
 const SHARDS: usize = 16;
+/// Bytes of token text held per shard, at most (16 MiB in all).
+const SHARD_BYTES: usize = 1 << 20;
+/// Tokens longer than this are checked on every use instead of cached.
+const MAX_TOKEN: usize = 8 * 1024;
 
-/// The SHA-256 digest of a token: the cache key.
-pub(super) type TokenDigest = [u8; 32];
-
-/// The digest a token is cached under.
-pub(super) fn digest(token: &str) -> TokenDigest {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// A bounded map from token digests to values, each valid until its deadline (seconds since
-/// the Unix epoch).
+/// A bounded map from tokens to values, each valid until its deadline (seconds since the Unix
+/// epoch).
 pub(super) struct TokenCache<V> {
     shards: Box<[Mutex<Shard<V>>]>,
+    hasher: RandomState,
     per_shard: usize,
 }
 
-type Shard<V> = HashMap<TokenDigest, Entry<V>>;
+struct Shard<V> {
+    map: HashMap<Box<str>, Entry<V>, RandomState>,
+    bytes: usize,
+}
 
 struct Entry<V> {
     value: Arc<V>,
     until: u64,
 }
 
+impl<V> Shard<V> {
+    fn remove(&mut self, token: &str) {
+        if let Some((key, _)) = self.map.remove_entry(token) {
+            self.bytes -= key.len();
+        }
+    }
+
+    fn full(&self, per_shard: usize, adding: usize) -> bool {
+        self.map.len() >= per_shard || self.bytes + adding > SHARD_BYTES
+    }
+}
+
 impl<V> TokenCache<V> {
     /// A cache of at most about `capacity` entries.
     pub(super) fn new(capacity: usize) -> Self {
+        let hasher = RandomState::default();
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        map: HashMap::with_hasher(hasher.clone()),
+                        bytes: 0,
+                    })
+                })
+                .collect(),
+            hasher,
             per_shard: capacity.div_ceil(SHARDS).max(1),
         }
     }
 
-    fn shard(&self, key: &TokenDigest) -> &Mutex<Shard<V>> {
-        &self.shards[usize::from(key[0]) % SHARDS]
+    fn shard(&self, token: &str) -> std::sync::MutexGuard<'_, Shard<V>> {
+        // The top bits pick the shard; the map uses the hash's low bits.
+        let index = (self.hasher.hash_one(token) >> 60) as usize % SHARDS;
+        self.shards[index].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The value cached for `key`, unless its deadline is before `now`.
-    pub(super) fn get(&self, key: &TokenDigest, now: u64) -> Option<Arc<V>> {
-        let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-        match shard.get(key) {
+    /// The value cached for `token`, unless its deadline is before `now`.
+    pub(super) fn get(&self, token: &str, now: u64) -> Option<Arc<V>> {
+        let mut shard = self.shard(token);
+        match shard.map.get(token) {
             Some(entry) if entry.until >= now => Some(entry.value.clone()),
             Some(_) => {
-                shard.remove(key);
+                shard.remove(token);
                 None
             }
             None => None,
         }
     }
 
-    /// Caches `value` under `key` until `until` (nothing when that is already past).
-    pub(super) fn insert(&self, key: TokenDigest, value: Arc<V>, until: u64, now: u64) {
-        if until < now {
+    /// Caches `value` for `token` until `until` (nothing when that is already past, or when
+    /// the token is too long to keep).
+    pub(super) fn insert(&self, token: &str, value: Arc<V>, until: u64, now: u64) {
+        if until < now || token.len() > MAX_TOKEN {
             return;
         }
-        let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
-        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
-            shard.retain(|_, entry| entry.until >= now);
-            if shard.len() >= self.per_shard {
-                // Still full of live entries: forget a quarter of them (they are verified
+        let mut shard = self.shard(token);
+        shard.remove(token);
+        if shard.full(self.per_shard, token.len()) {
+            shard.map.retain(|_, entry| entry.until >= now);
+            shard.bytes = shard.map.keys().map(|k| k.len()).sum();
+            if shard.full(self.per_shard, token.len()) {
+                // Still full of live entries: forget a quarter of them (they are checked
                 // again on their next use).
                 let drop = (self.per_shard / 4).max(1);
-                let victims: Vec<TokenDigest> = shard.keys().take(drop).copied().collect();
+                let victims: Vec<Box<str>> = shard.map.keys().take(drop).cloned().collect();
                 for victim in victims {
                     shard.remove(&victim);
                 }
             }
         }
-        shard.insert(key, Entry { value, until });
+        shard.bytes += token.len();
+        shard.map.insert(token.into(), Entry { value, until });
     }
 
     /// How many entries are held (expired ones included until they are dropped).
@@ -87,7 +117,7 @@ impl<V> TokenCache<V> {
     pub(super) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).map.len())
             .sum()
     }
 }
@@ -99,46 +129,76 @@ mod tests {
     #[test]
     fn entries_expire_at_their_deadline() {
         let cache = TokenCache::new(100);
-        let key = digest("a.b.c");
+        let key = "a.b.c";
         cache.insert(key, Arc::new(1), 1_000, 900);
-        assert_eq!(cache.get(&key, 999).as_deref(), Some(&1));
-        assert_eq!(cache.get(&key, 1_000).as_deref(), Some(&1));
-        assert_eq!(cache.get(&key, 1_001), None);
+        assert_eq!(cache.get(key, 999).as_deref(), Some(&1));
+        assert_eq!(cache.get(key, 1_000).as_deref(), Some(&1));
+        assert_eq!(cache.get(key, 1_001), None);
         assert_eq!(cache.len(), 0, "an expired entry is dropped when seen");
         cache.insert(key, Arc::new(2), 10, 11);
-        assert_eq!(cache.get(&key, 5), None, "already expired: not stored");
+        assert_eq!(cache.get(key, 5), None, "already expired: not stored");
     }
 
     #[test]
-    fn bounded() {
+    fn bounded_in_entries() {
         let cache = TokenCache::new(64);
         for i in 0..10_000 {
-            cache.insert(digest(&i.to_string()), Arc::new(i), 2_000, 1_000);
+            cache.insert(&i.to_string(), Arc::new(i), 2_000, 1_000);
         }
         assert!(cache.len() <= 64 + SHARDS, "{}", cache.len());
-        let last = digest("9999");
+        assert_eq!(cache.get("9999", 1_000).as_deref(), Some(&9999));
+    }
+
+    #[test]
+    fn bounded_in_bytes() {
+        let cache = TokenCache::new(1_000_000);
+        let long = "x".repeat(MAX_TOKEN - 8);
+        for i in 0..10_000 {
+            cache.insert(&format!("{long}{i}"), Arc::new(i), 2_000, 1_000);
+        }
+        let held: usize = cache
+            .shards
+            .iter()
+            .map(|s| {
+                let shard = s.lock().unwrap_or_else(|p| p.into_inner());
+                assert_eq!(
+                    shard.bytes,
+                    shard.map.keys().map(|k| k.len()).sum::<usize>()
+                );
+                shard.bytes
+            })
+            .sum();
+        assert!(held <= SHARDS * SHARD_BYTES, "{held}");
+        let last = format!("{long}9999");
         assert_eq!(cache.get(&last, 1_000).as_deref(), Some(&9999));
+        let too_long = "y".repeat(MAX_TOKEN + 1);
+        cache.insert(&too_long, Arc::new(0), 2_000, 1_000);
+        assert_eq!(cache.get(&too_long, 1_000), None, "too long to keep");
     }
 
     #[test]
     fn expired_entries_go_first_when_full() {
         let cache = TokenCache::new(SHARDS);
         // One entry per shard at most: fill a shard with an expired entry, then a live one.
-        let keys: Vec<TokenDigest> = (0..1000).map(|i| digest(&i.to_string())).collect();
-        let a = keys[0];
-        let b = *keys[1..]
+        let keys: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        let shard_of = |k: &str| (cache.hasher.hash_one(k) >> 60) as usize % SHARDS;
+        let a = &keys[0];
+        let b = keys[1..]
             .iter()
-            .find(|k| k[0] as usize % SHARDS == a[0] as usize % SHARDS)
+            .find(|k| shard_of(k) == shard_of(a))
             .expect("same shard");
         cache.insert(a, Arc::new("old"), 100, 50);
         cache.insert(b, Arc::new("new"), 300, 200);
-        assert_eq!(cache.get(&b, 200).as_deref(), Some(&"new"));
-        assert_eq!(cache.get(&a, 50), None);
+        assert_eq!(cache.get(b, 200).as_deref(), Some(&"new"));
+        assert_eq!(cache.get(a, 50), None);
     }
 
     #[test]
-    fn digests_differ_and_hide_the_token() {
-        assert_ne!(digest("a"), digest("b"));
-        assert_eq!(digest("a").len(), 32);
+    fn storing_a_token_again_replaces_it() {
+        let cache = TokenCache::new(100);
+        cache.insert("t", Arc::new(1), 2_000, 1_000);
+        cache.insert("t", Arc::new(2), 2_000, 1_000);
+        assert_eq!(cache.get("t", 1_000).as_deref(), Some(&2));
+        assert_eq!(cache.len(), 1);
     }
 }

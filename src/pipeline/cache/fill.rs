@@ -42,7 +42,7 @@ pub(super) struct Fill {
     /// The client asked with HEAD (sent upstream as GET): answer without the body.
     pub(super) head: bool,
     pub(super) verdict: Verdict,
-    pub(super) statuses: Vec<StatusCode>,
+    pub(super) statuses: Arc<[StatusCode]>,
     pub(super) ttl: Duration,
     pub(super) max_body: u64,
     pub(super) respect_cache_control: bool,
@@ -142,7 +142,11 @@ impl Fill {
             }
         }
         let body = buffer.freeze();
-        if body_allowed(parts.status) {
+        // The upstream's `Content-Length` stays when it is the length read (its own, as a
+        // rule); otherwise it is set to what is stored.
+        let declared_right =
+            declared == Some(body.len() as u64) && parts.headers.contains_key(CONTENT_LENGTH);
+        if body_allowed(parts.status) && !declared_right {
             parts
                 .headers
                 .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));

@@ -1,10 +1,13 @@
 //! Cache keys: method + normalized path + the varying query parameters, request headers and
-//! consumer. Keys are client-chosen data: the stores hash them with a DoS-resistant hasher
-//! (std's `RandomState`).
+//! consumer. Keys are client-chosen data: each key is hashed once, when it is built, with a
+//! DoS-resistant keyed hasher (std's `RandomState`, one per process), and the maps it goes
+//! through hash only that digest.
 
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, LazyLock};
 
 use http::{HeaderMap, HeaderName, Method};
+use smallvec::SmallVec;
 
 /// Which query parameters are part of the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,14 +31,84 @@ pub struct KeySpec {
     pub per_consumer: bool,
 }
 
-/// The key of one cached response. `path` is kept apart so that every variant of a path can
-/// be found (invalidation, purge by path).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The key of one cached response: the path, then its variant (method, query, header values
+/// and consumer, `\0`-separated: a byte no part may hold), in one shared text. The path is
+/// kept apart so that every variant of a path can be found (invalidation, purge by path).
+#[derive(Debug, Clone)]
 pub struct CacheKey {
+    /// The path, then the variant.
+    text: Arc<str>,
+    /// Where the variant starts in `text`.
+    split: usize,
+    /// The keyed hash of `text` and `split`, computed once.
+    digest: u64,
+}
+
+/// The process's key for hashing cache keys.
+static KEY_HASHER: LazyLock<std::hash::RandomState> = LazyLock::new(std::hash::RandomState::new);
+
+/// Keys up to this long are built on the stack, then copied once into their shared text.
+const INLINE_KEY: usize = 256;
+
+impl CacheKey {
+    /// The key of `variant` of `path`.
+    pub fn new(path: &str, variant: &str) -> Self {
+        let mut text = String::with_capacity(path.len() + variant.len());
+        text.push_str(path);
+        text.push_str(variant);
+        Self::of_text(&text, path.len())
+    }
+
+    fn of_text(text: &str, split: usize) -> Self {
+        let digest = KEY_HASHER.hash_one((text, split));
+        Self {
+            text: text.into(),
+            split,
+            digest,
+        }
+    }
+
     /// The normalized request path.
-    pub path: Arc<str>,
-    /// Method, query, header values and consumer, `\0`-separated (a byte no part may hold).
-    pub variant: Box<str>,
+    pub fn path(&self) -> &str {
+        &self.text[..self.split]
+    }
+
+    /// Method, query, header values and consumer, `\0`-separated.
+    pub fn variant(&self) -> &str {
+        &self.text[self.split..]
+    }
+
+    /// The bytes the key holds, for the entry's weight.
+    pub fn weight(&self) -> usize {
+        self.text.len()
+    }
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest == other.digest && self.split == other.split && self.text == other.text
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+    }
+}
+
+/// A key's text while it is built: on the stack up to [`INLINE_KEY`] bytes.
+struct KeyText(SmallVec<[u8; INLINE_KEY]>);
+
+impl KeyText {
+    fn push_str(&mut self, part: &str) {
+        self.0.extend_from_slice(part.as_bytes());
+    }
+
+    fn push(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
 }
 
 impl KeySpec {
@@ -48,44 +121,44 @@ impl KeySpec {
         headers: &HeaderMap,
         consumer: Option<&str>,
     ) -> CacheKey {
-        let mut variant = String::with_capacity(64);
-        variant.push_str(if method == Method::HEAD {
+        let mut text = KeyText(SmallVec::new());
+        text.push_str(path);
+        text.push_str(if method == Method::HEAD {
             "GET"
         } else {
             method.as_str()
         });
-        variant.push('\0');
-        self.push_query(query.unwrap_or_default(), &mut variant);
+        text.push('\0');
+        self.push_query(query.unwrap_or_default(), &mut text);
         for name in &self.headers {
-            variant.push('\0');
+            text.push('\0');
             let mut values = headers.get_all(name).iter().peekable();
             if values.peek().is_none() {
                 // Absent differs from present and empty.
-                variant.push('\u{1}');
+                text.push('\u{1}');
             }
             for (i, value) in values.enumerate() {
                 if i > 0 {
-                    variant.push_str(", ");
+                    text.push_str(", ");
                 }
-                variant.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                text.push_str(&String::from_utf8_lossy(value.as_bytes()));
             }
         }
         if self.per_consumer {
-            variant.push('\0');
-            variant.push_str(consumer.unwrap_or("\u{1}"));
+            text.push('\0');
+            text.push_str(consumer.unwrap_or("\u{1}"));
         }
-        CacheKey {
-            path: path.into(),
-            variant: variant.into_boxed_str(),
-        }
+        // Only whole `str`s were pushed, so the text is UTF-8.
+        let text = String::from_utf8_lossy(&text.0);
+        CacheKey::of_text(&text, path.len())
     }
 
     /// The kept parameters, sorted by name (the order of one name's values is kept).
-    fn push_query(&self, query: &str, out: &mut String) {
+    fn push_query(&self, query: &str, out: &mut KeyText) {
         if self.query == QueryVary::None || query.is_empty() {
             return;
         }
-        let mut pairs: Vec<&str> = query
+        let mut pairs: SmallVec<[&str; 8]> = query
             .split('&')
             .filter(|p| !p.is_empty())
             .filter(|pair| match &self.query {
@@ -197,6 +270,9 @@ mod tests {
         let anonymous = per.key(&Method::GET, "/x", None, &headers, None);
         assert_ne!(a, b);
         assert_ne!(a, anonymous);
-        assert_eq!(a.path.as_ref(), "/x");
+        assert_eq!(a.path(), "/x");
+        // No query, `accept-language` absent, then the consumer.
+        assert_eq!(a.variant(), "GET\0\0\u{1}\0alice");
+        assert_eq!(CacheKey::new("/x", "GET\0\0\u{1}\0alice"), a);
     }
 }

@@ -43,7 +43,7 @@ impl CachedResponse {
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + 32)
             .sum();
-        let total = self.body.len() + headers + key.path.len() + key.variant.len() + 160;
+        let total = self.body.len() + headers + key.weight() + 160;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 
@@ -215,14 +215,14 @@ impl CacheStore for LocalStore {
                 .remove_if(key, |stored| Arc::ptr_eq(stored, &entry));
             return None;
         }
-        if !self.valid(&key.path, entry.stamp).await {
+        if !self.valid(key.path(), entry.stamp).await {
             return None;
         }
         Some(entry)
     }
 
     async fn insert(&self, key: CacheKey, entry: Arc<CachedResponse>) {
-        if self.valid(&key.path, entry.stamp).await {
+        if self.valid(key.path(), entry.stamp).await {
             self.entries.insert(key, entry);
         }
     }
@@ -237,7 +237,7 @@ impl CacheStore for LocalStore {
         self.invalidate_path(path).await;
         let removed = AtomicUsize::new(0);
         self.entries.retain(|key, _| {
-            let keep = &*key.path != path;
+            let keep = key.path() != path;
             if !keep {
                 removed.fetch_add(1, Ordering::Relaxed);
             }

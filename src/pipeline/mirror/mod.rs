@@ -181,9 +181,19 @@ async fn send(
 ) {
     let endpoint = &endpoints.targets[index];
     let attempt = Attempt::start(&endpoint.state, &service.state);
-    match upstream::send(&service, endpoint, request, service.request_timeout).await {
+    let sent = upstream::send(
+        &service,
+        endpoint,
+        request,
+        service.request_timeout,
+        attempt.started(),
+    );
+    match sent.await {
         Ok(answer) => {
-            attempt.finish(Outcome::Status(answer.response.status().as_u16()));
+            attempt.finish_at(
+                Outcome::Status(answer.response.status().as_u16()),
+                answer.answered,
+            );
             let (_, body) = answer.response.into_parts();
             let body = GatewayBody::stream(body, answer.lease);
             let _ = tokio::time::timeout(service.request_timeout, drain(body)).await;

@@ -8,7 +8,6 @@ mod headers;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
@@ -42,10 +41,10 @@ enum KeySource {
 /// One set of limits with its store counters and its `RateLimit-Policy` value.
 struct Tier {
     limits: PreparedLimits,
-    /// `(requests, period)` in config order.
-    rates: Vec<(u64, Duration)>,
     /// Policy names (the limits as written), in config order.
     names: Vec<Box<str>>,
+    /// `X-RateLimit-Limit` of each limit, in config order.
+    limit_values: Vec<HeaderValue>,
     policy: HeaderValue,
 }
 
@@ -169,10 +168,11 @@ impl Tier {
         };
         let names: Vec<Box<str>> = rates.iter().map(|r| r.to_string().into()).collect();
         let policy = headers::policy(&names, &spec.limits);
+        let limit_values = headers::limit_values(&spec.limits);
         Self {
             limits: PreparedLimits::Local(store.clone(), store.prepare(&spec)),
-            rates: spec.limits,
             names,
+            limit_values,
             policy,
         }
     }
