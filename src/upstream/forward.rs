@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 use hyper::body::{Body, Incoming};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::{TrySendError, http1, http2};
 use tokio::time::Instant;
 
 use super::pool::{ConnectError, Connection, Lease};
@@ -88,88 +88,113 @@ pub async fn connect(
 
 /// Sends `request` on `connection` and waits for the response headers until `deadline`;
 /// `started` is when the attempt began (for [`UpstreamResponse::elapsed`]).
+///
+/// Only hyper's own futures are put under the timer, in this one function: every nested
+/// future holding the request would add its size to every exchange, and futures are copied
+/// whole when they move.
 pub async fn exchange(
     service: &ServiceRuntime,
     endpoint: &Endpoint,
     connection: Connection,
-    request: Request<RequestBody>,
+    mut request: Request<RequestBody>,
     started: Instant,
     deadline: Instant,
 ) -> Result<UpstreamResponse, Failure> {
     let url = &endpoint.target.url;
-    let exchange = async {
-        match connection {
-            Connection::Http1(sender) => {
-                send_http1(endpoint, sender, request, service.connect_timeout).await
+    let timed_out = || timeout_failure(url, started, deadline);
+    let (response, lease) = match connection {
+        Connection::Http1(mut sender) => {
+            origin_form(&mut request);
+            match tokio::time::timeout_at(deadline, sender.try_send_request(request)).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Ok(response)) => leased(endpoint, sender, response),
+                Ok(Err(err)) => {
+                    // The cold path, boxed: a stale pooled connection gave the request back.
+                    let resent = resend_fresh(endpoint, err, service.connect_timeout);
+                    match Box::pin(tokio::time::timeout_at(deadline, resent)).await {
+                        Err(_) => return Err(timed_out()),
+                        Ok(result) => result?,
+                    }
+                }
             }
-            Connection::Http2(sender) => send_http2(endpoint, sender, request).await,
+        }
+        Connection::Http2(mut sender) => {
+            absolute_form(&mut request, &endpoint.target);
+            match tokio::time::timeout_at(deadline, sender.ready()).await {
+                Err(_) => return Err(timed_out()),
+                Ok(ready) => ready.map_err(|err| exchange_error(&err, url))?,
+            }
+            match tokio::time::timeout_at(deadline, sender.send_request(request)).await {
+                Err(_) => return Err(timed_out()),
+                Ok(response) => (response.map_err(|err| exchange_error(&err, url))?, None),
+            }
         }
     };
-    match tokio::time::timeout_at(deadline, exchange).await {
-        Ok(Ok((response, lease))) => {
-            let answered = Instant::now();
-            Ok(UpstreamResponse {
-                response,
-                lease,
-                elapsed: answered.saturating_duration_since(started),
-                answered,
-            })
-        }
-        Ok(Err(err)) => Err(err),
-        Err(_) => Err(Failure {
-            outcome: Outcome::Timeout,
-            error: GatewayError::new(
-                ErrorKind::GatewayTimeout,
-                "the upstream service did not answer in time",
-            )
-            .with_cause(format!(
-                "{url}: no response within {:?}",
-                deadline.saturating_duration_since(started)
-            )),
-        }),
+    let answered = Instant::now();
+    Ok(UpstreamResponse {
+        response,
+        lease,
+        elapsed: answered.saturating_duration_since(started),
+        answered,
+    })
+}
+
+/// The 504 of an attempt that got no response headers by `deadline`.
+fn timeout_failure(url: &str, started: Instant, deadline: Instant) -> Failure {
+    Failure {
+        outcome: Outcome::Timeout,
+        error: GatewayError::new(
+            ErrorKind::GatewayTimeout,
+            "the upstream service did not answer in time",
+        )
+        .with_cause(format!(
+            "{url}: no response within {:?}",
+            deadline.saturating_duration_since(started)
+        )),
     }
 }
 
-/// One HTTP/1.1 exchange; a request that a stale pooled connection could not take (it was
-/// never sent) goes once more on a fresh connection.
-async fn send_http1(
+/// Sends the request a stale pooled connection gave back unsent on a fresh connection,
+/// within the attempt's deadline too; a request that was sent fails the exchange.
+async fn resend_fresh(
     endpoint: &Endpoint,
-    mut sender: http1::SendRequest<RequestBody>,
-    mut request: Request<RequestBody>,
+    mut err: TrySendError<Request<RequestBody>>,
     connect_timeout: Duration,
 ) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
-    let pool = endpoint.pool();
     let url = &endpoint.target.url;
-    origin_form(&mut request);
-    let response = match sender.try_send_request(request).await {
-        Ok(response) => response,
-        Err(mut err) => match err.take_message() {
-            Some(request) => {
-                // The stale connection's replacement, within the attempt's deadline too.
-                let fresh = Box::pin(pool.open(connect_timeout))
-                    .await
-                    .map_err(|err| connect_error(err, url))?;
-                match fresh {
-                    Connection::Http1(fresh) => sender = fresh,
-                    Connection::Http2(fresh) => {
-                        return Box::pin(send_http2(endpoint, fresh, request)).await;
-                    }
-                }
-                sender.ready().await.map_err(|e| exchange_error(&e, url))?;
-                sender
-                    .send_request(request)
-                    .await
-                    .map_err(|e| exchange_error(&e, url))?
-            }
-            None => return Err(exchange_error(err.error(), url)),
-        },
+    let Some(request) = err.take_message() else {
+        return Err(exchange_error(err.error(), url));
     };
-    let lease = Lease::new(sender, pool.clone());
+    let fresh = endpoint
+        .pool()
+        .open(connect_timeout)
+        .await
+        .map_err(|err| connect_error(err, url))?;
+    let mut sender = match fresh {
+        Connection::Http1(sender) => sender,
+        Connection::Http2(sender) => return send_http2(endpoint, sender, request).await,
+    };
+    sender.ready().await.map_err(|e| exchange_error(&e, url))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| exchange_error(&e, url))?;
+    Ok(leased(endpoint, sender, response))
+}
+
+/// The response, with the connection lent to its body (or back in the pool at once when the
+/// response has no body).
+fn leased(
+    endpoint: &Endpoint,
+    sender: http1::SendRequest<RequestBody>,
+    response: Response<Incoming>,
+) -> (Response<Incoming>, Option<Lease>) {
+    let lease = Lease::new(sender, endpoint.pool().clone());
     if response.body().is_end_stream() {
         lease.release();
-        return Ok((response, None));
+        return (response, None);
     }
-    Ok((response, Some(lease)))
+    (response, Some(lease))
 }
 
 /// One HTTP/2 exchange on the worker's multiplexed connection.

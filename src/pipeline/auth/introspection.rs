@@ -108,7 +108,8 @@ impl IntrospectionAuth {
         if let Some(identity) = self.cache.get(&token, now) {
             return Outcome::Valid(identity);
         }
-        let answer = match self.introspect(&token).await {
+        // Boxed: the provider's HTTP exchange is the cache-miss path.
+        let answer = match Box::pin(self.introspect(&token)).await {
             Ok(answer) => answer,
             Err(cause) => return Outcome::Unavailable(cause),
         };

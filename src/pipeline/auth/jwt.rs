@@ -158,7 +158,9 @@ impl JwtAuth {
         let now = now_secs();
         let verified = match self.cache.get(&token, now) {
             Some(verified) => verified,
-            None => match self.verify(&token).await {
+            // Boxed: verifying (a JWKS fetch, maybe) is the cache-miss path; the check of a
+            // cached token stays a small future.
+            None => match Box::pin(self.verify(&token)).await {
                 Ok(verified) => {
                     let verified = Arc::new(verified);
                     let until = verified.times.exp.saturating_add(self.leeway);

@@ -75,7 +75,8 @@ impl Pending {
             PendingKind::Bypass => Ok((mark(response, Verdict::Bypass), Verdict::Bypass)),
             PendingKind::Write { cache, path } => {
                 if response.status().is_success() {
-                    cache.store().invalidate_path(&path).await;
+                    // Boxed: writes are rarer than reads, and the store's future is large.
+                    Box::pin(cache.store().invalidate_path(&path)).await;
                 }
                 response
                     .headers_mut()

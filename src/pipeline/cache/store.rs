@@ -195,7 +195,9 @@ impl LocalStore {
         if stamp < self.floor.load(Ordering::Acquire) {
             return false;
         }
-        match self.records.get(path).await {
+        // Boxed: only a store that saw a write gets here, and moka's future is large; the
+        // lookups and inserts of every request stay small.
+        match Box::pin(self.records.get(path)).await {
             Some(record) => stamp >= record,
             None => true,
         }

@@ -63,12 +63,18 @@ pub(super) fn apply(tier: &Tier, decision: &Decision, headers: &mut HeaderMap) {
     let reset_at = whole_seconds(now + decision.reset);
     let name = tier.names.get(decision.limit).map_or("", |n| n);
     // The three values that change per request share one buffer: one allocation, not five.
+    let mut digits = itoa::Buffer::new();
     let mut text = String::with_capacity(64 + name.len());
-    let _ = write!(text, "{remaining}");
+    text.push_str(digits.format(remaining));
     let remaining_end = text.len();
-    let _ = write!(text, "{reset_at}");
+    text.push_str(digits.format(reset_at));
     let reset_end = text.len();
-    let _ = write!(text, "\"{name}\";r={remaining};t={reset_in}");
+    text.push('"');
+    text.push_str(name);
+    text.push_str("\";r=");
+    text.push_str(digits.format(remaining));
+    text.push_str(";t=");
+    text.push_str(digits.format(reset_in));
     let text = Bytes::from(text);
     let value = |range: std::ops::Range<usize>| HeaderValue::from_maybe_shared(text.slice(range));
     headers.insert(X_RATELIMIT_LIMIT.clone(), limit.clone());
