@@ -118,8 +118,9 @@ impl Gateway {
         conn: Arc<ConnContext>,
     ) -> Response<ClientBody> {
         conn.activity.on_request_start();
-        let started = Instant::now();
         let runtime = self.runtime.current();
+        // Read only for the access log's duration.
+        let started = runtime.access_log.is_some().then(Instant::now);
         let request_id = request_id::take(request.headers());
         let (client_ip, peer_trusted) = runtime
             .trusted_proxies
@@ -188,7 +189,7 @@ impl Gateway {
                 Some(Box::new(PendingLog {
                     log: log.clone(),
                     entry,
-                    started,
+                    started: started.unwrap_or_else(Instant::now),
                     bytes_in: ctx.bytes_in,
                 }))
             }
