@@ -421,7 +421,7 @@ impl Gateway {
             claim_headers: &runtime.claim_headers,
         };
         // hyper sizes a parsed head's map to its headers: room for ours, grown once.
-        parts.headers.reserve(8);
+        let _ = parts.headers.try_reserve(8);
         forward::prepare_request_headers(&mut parts.headers, &fwd);
         if let Some(identity) = &ctx.identity {
             identity.apply(&mut parts.headers);
@@ -466,7 +466,7 @@ impl Gateway {
         let (mut parts, body) = answer.response.into_parts();
         forward::remove_hop_by_hop(&mut parts.headers);
         // Room for the headers the later steps add (request id, cache, rate limits).
-        parts.headers.reserve(8);
+        let _ = parts.headers.try_reserve(8);
         Ok(Response::from_parts(
             parts,
             GatewayBody::stream(body, answer.lease),
