@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::header::{AGE, CONTENT_LENGTH};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
@@ -154,7 +154,7 @@ impl Fill {
         }
         let entry = Arc::new(CachedResponse {
             status: parts.status,
-            headers: parts.headers.clone(),
+            headers: compact(&parts.headers),
             body: body.clone(),
             stored_at: Instant::now(),
             ttl,
@@ -170,6 +170,30 @@ impl Fill {
         let response = Response::from_parts(parts, body);
         Ok((mark(response, self.verdict), self.verdict))
     }
+}
+
+/// A copy of `headers` whose values live in one buffer of their own. hyper's parsed values
+/// share the connection's read buffer (8 KiB and up): kept as they are, one stored entry
+/// could keep that whole buffer alive, far beyond the weight it is counted for.
+fn compact(headers: &HeaderMap) -> HeaderMap {
+    let total = headers.values().map(HeaderValue::len).sum();
+    let mut text = BytesMut::with_capacity(total);
+    for value in headers.values() {
+        text.extend_from_slice(value.as_bytes());
+    }
+    let text = text.freeze();
+    let mut copy = HeaderMap::with_capacity(headers.len());
+    let mut at = 0;
+    for (name, value) in headers {
+        let end = at + value.len();
+        // The bytes were a valid value already; the original is the fallback all the same.
+        let mut stored =
+            HeaderValue::from_maybe_shared(text.slice(at..end)).unwrap_or_else(|_| value.clone());
+        stored.set_sensitive(value.is_sensitive());
+        copy.append(name.clone(), stored);
+        at = end;
+    }
+    copy
 }
 
 /// The answer made from a stored entry, with `X-Cache: HIT` and `Age`.
@@ -217,4 +241,42 @@ fn body_allowed(status: StatusCode) -> bool {
     !(status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn compact_headers_are_equal_and_own_their_bytes() {
+        // Values sliced from one big buffer, as hyper's parser makes them.
+        let read_buffer = Bytes::from(format!("{}text/plainabcvary-me", "x".repeat(8192)));
+        let slice = |from: usize, len: usize| {
+            HeaderValue::from_maybe_shared(read_buffer.slice(8192 + from..8192 + from + len))
+                .expect("value")
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", slice(0, 10));
+        headers.append("x-multi", slice(10, 3));
+        headers.append("x-multi", slice(13, 7));
+        let mut secret = HeaderValue::from_static("s3cret");
+        secret.set_sensitive(true);
+        headers.insert("x-secret", secret);
+
+        let copy = compact(&headers);
+        assert_eq!(copy, headers);
+        let multi: Vec<_> = copy.get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["abc", "vary-me"]);
+        assert!(copy["x-secret"].is_sensitive());
+        let start = read_buffer.as_ptr() as usize;
+        let end = start + read_buffer.len();
+        for value in copy.values() {
+            let at = value.as_bytes().as_ptr() as usize;
+            assert!(
+                !(start..end).contains(&at),
+                "a value still points into the read buffer"
+            );
+        }
+    }
 }
