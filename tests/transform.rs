@@ -308,6 +308,33 @@ async fn response_json_body_remove_rename_set_select() {
 }
 
 #[tokio::test]
+async fn head_on_a_body_transform_route_never_claims_the_upstream_length() {
+    let up = upstream("echo").await;
+    let gw = gateway(&response_routes(&up.url())).await;
+    let get = client()
+        .get(format!("{}/json/10", base(&gw)))
+        .send()
+        .await
+        .expect("get");
+    let get_length = get.headers()["content-length"].clone();
+    let body = get.text().await.expect("body");
+    assert!(!body.contains("secret"), "{body}");
+    assert_eq!(get_length.to_str().expect("len"), body.len().to_string());
+
+    // The upstream answers HEAD with its own (longer) length; the rewritten length is not
+    // known without the body, so the gateway leaves `Content-Length` out (RFC 9110 §8.6).
+    let head = client()
+        .head(format!("{}/json/10", base(&gw)))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), 200);
+    if let Some(length) = head.headers().get("content-length") {
+        assert_eq!(length, get_length, "a HEAD length must be the GET one");
+    }
+}
+
+#[tokio::test]
 async fn responses_not_json_encoded_or_too_large_pass_through() {
     let up = upstream("echo").await;
     let gw = gateway(&response_routes(&up.url())).await;

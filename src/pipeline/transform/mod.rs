@@ -226,7 +226,7 @@ impl PreparedResponse<'_> {
         let Some(ops) = &step.body else {
             return Ok(Response::from_parts(parts, body));
         };
-        if !is_json(&parts.headers) || body.is_end_stream() {
+        if !is_json(&parts.headers) {
             return Ok(Response::from_parts(parts, body));
         }
         let declared = parts
@@ -234,6 +234,15 @@ impl PreparedResponse<'_> {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        if body.is_end_stream() {
+            // No body to rewrite, but a length declared: the answer to a HEAD request. The
+            // rewritten body's length is unknown, and the upstream's would be wrong: RFC 9110
+            // lets a HEAD response leave `Content-Length` out.
+            if declared.is_some_and(|len| len > 0) {
+                parts.headers.remove(CONTENT_LENGTH);
+            }
+            return Ok(Response::from_parts(parts, body));
+        }
         if declared.is_some_and(|len| len > step.max_body) {
             return Ok(Response::from_parts(parts, body));
         }
