@@ -163,6 +163,9 @@ impl Gatehouse {
             tokio::spawn(admin::serve(listener, state, shutdown.clone()));
             admin_addr = Some(addr);
         }
+        // Idle rate-limit keys are freed even where no request comes any more.
+        let counters = gateway.state().rate_limits.clone();
+        tokio::spawn(counters.sweep_every(shutdown.clone()));
         Ok(Self {
             listeners,
             tls_listeners,

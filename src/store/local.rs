@@ -2,7 +2,9 @@
 //! from a keyed hash of the counter key (std `RandomState`: SipHash with a per-process random
 //! key, so clients cannot aim keys at one bucket) to a compact state of a few words. No key
 //! string is kept. Entries whose windows are over are swept from a shard when it is next used,
-//! at most once per period (between 1 s and 60 s).
+//! at most once per period (between 1 s and 60 s), and from every shard by [`LocalStore::sweep`],
+//! which the gateway runs every [`SWEEP_EVERY`], so that keys never seen again are freed even in
+//! shards no request touches any more.
 //!
 //! A check locks the key's shard in every table of the set, in table-id order (so sets
 //! sharing tables never deadlock), decides, and writes only when every limit admits.
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::meter::{FixedWindow, Gcra, Meter, Params, SlidingWindow, Verdict};
 use super::{CounterKey, Decision, LimitSpec, RateStore, StoreUnavailable};
@@ -25,6 +28,8 @@ const SHARDS: usize = 128;
 /// Bounds of the sweep interval of a shard.
 const SWEEP_MIN: u64 = 1_000_000;
 const SWEEP_MAX: u64 = 60_000_000;
+/// How often every table is swept in the background ([`LocalStore::sweep_every`]).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// Rate-limit counters of this process, kept across reloads in [`crate::runtime::State`].
 pub struct LocalStore {
@@ -53,6 +58,7 @@ struct TableKey {
     algorithm: RateAlgorithm,
 }
 
+#[derive(Clone)]
 enum WeakTable {
     Fixed(Weak<Table<FixedWindow>>),
     Sliding(Weak<Table<SlidingWindow>>),
@@ -127,19 +133,35 @@ impl<M: Meter> Table<M> {
     fn len(&self) -> usize {
         (0..SHARDS).map(|s| self.lock(s).map.len()).sum()
     }
+
+    /// Drops the entries whose windows are over at `now`, shard by shard; returns how many.
+    fn sweep(&self, now: u64) -> usize {
+        (0..SHARDS)
+            .map(|s| self.lock(s).sweep(&self.params, now))
+            .sum()
+    }
 }
 
 impl<M: Meter> Shard<M> {
     fn verdict(&mut self, params: &Params, key: u64, now: u64) -> Verdict<M> {
         if now >= self.next_sweep {
-            self.map.retain(|_, state| state.expires(params) > now);
-            self.next_sweep = now + params.period.clamp(SWEEP_MIN, SWEEP_MAX);
+            self.sweep(params, now);
         }
         self.map
             .get(&key)
             .copied()
             .unwrap_or_default()
             .check(params, now)
+    }
+}
+
+impl<M: Meter> Shard<M> {
+    /// Drops the entries whose windows are over; returns how many.
+    fn sweep(&mut self, params: &Params, now: u64) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, state| state.expires(params) > now);
+        self.next_sweep = now + params.period.clamp(SWEEP_MIN, SWEEP_MAX);
+        before - self.map.len()
     }
 }
 
@@ -222,6 +244,41 @@ impl LocalStore {
             Tables::Fixed(s) => s.iter().map(|s| s.table.len()).sum(),
             Tables::Sliding(s) => s.iter().map(|s| s.table.len()).sum(),
             Tables::Gcra(s) => s.iter().map(|s| s.table.len()).sum(),
+        }
+    }
+
+    /// Drops, from every live table, the counters whose windows are over at `now`; returns
+    /// how many.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let now = self.micros(now);
+        let tables: Vec<WeakTable> = {
+            let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+            tables.values().map(WeakTable::clone).collect()
+        };
+        tables
+            .iter()
+            .map(|table| match table {
+                WeakTable::Fixed(w) => w.upgrade().map_or(0, |t| t.sweep(now)),
+                WeakTable::Sliding(w) => w.upgrade().map_or(0, |t| t.sweep(now)),
+                WeakTable::Gcra(w) => w.upgrade().map_or(0, |t| t.sweep(now)),
+            })
+            .sum()
+    }
+
+    /// Sweeps every [`SWEEP_EVERY`] until `shutdown`.
+    pub async fn sweep_every(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    let dropped = self.sweep(Instant::now());
+                    if dropped > 0 {
+                        tracing::debug!(dropped, "rate-limit counters of idle keys dropped");
+                    }
+                }
+            }
         }
     }
 

@@ -207,3 +207,39 @@ fn memory_of_a_million_keys() {
     println!("1,000,000 sliding_window keys take {mib:.1} MiB");
     assert!(mib < 200.0);
 }
+
+#[test]
+fn sweep_frees_idle_keys_in_every_shard() {
+    for algorithm in ALGORITHMS {
+        let store = LocalStore::default();
+        let set = store.prepare(&spec(&[(5, 1_000)], algorithm, 0));
+        let start = store.epoch + Duration::from_secs(1);
+        for last in 0..=255 {
+            store.check_now(&set, &ip(last), start);
+        }
+        assert_eq!(store.keys(&set), 256, "{algorithm:?}");
+        assert_eq!(store.sweep(start), 0, "nothing is over yet");
+        assert_eq!(store.keys(&set), 256);
+        // Well past every window, with no request at all: every key goes.
+        assert_eq!(
+            store.sweep(start + Duration::from_secs(5)),
+            256,
+            "{algorithm:?}"
+        );
+        assert_eq!(store.keys(&set), 0);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_background_sweep_runs_until_shutdown() {
+    let store = Arc::new(LocalStore::default());
+    let set = store.prepare(&spec(&[(5, 1_000)], RateAlgorithm::SlidingWindow, 0));
+    store.check_now(&set, &ip(1), Instant::now());
+    assert_eq!(store.keys(&set), 1);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(store.clone().sweep_every(shutdown.clone()));
+    tokio::time::sleep(SWEEP_EVERY * 2).await;
+    assert_eq!(store.keys(&set), 0, "swept without any request");
+    shutdown.cancel();
+    task.await.expect("the sweep stops");
+}
