@@ -105,6 +105,20 @@ fn cors_any_origin_with_credentials() {
 }
 
 #[test]
+fn cache_methods_cannot_list_writes() {
+    let text = errors(
+        "services:\n  users:\n    url: http://127.0.0.1:9001\nroutes:\n  - path: /api/users\n    service: users\n    plugins:\n      cache:\n        methods: [GET, post]\n",
+    );
+    assert!(text.starts_with("gatehouse.yaml:8:7"), "{text}");
+    assert!(
+        text.contains(
+            "cache `methods` cannot list POST: writes are never cached, a successful POST invalidates the path's entries instead"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn authorize_without_auth() {
     insta::assert_snapshot!(errors(
         "services:\n  users:\n    url: http://127.0.0.1:9001\nroutes:\n  - path: /api/users\n    service: users\n    plugins:\n      authorize: { scopes: [users:read] }\n"

@@ -53,6 +53,18 @@ impl Checker<'_> {
             if cache.ttl.0.is_zero() {
                 self.error(at, "cache `ttl` must be more than 0");
             }
+            for method in &cache.methods {
+                if matches!(method.0.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+                    self.error(
+                        at,
+                        format!(
+                            "cache `methods` cannot list {m}: writes are never cached, a \
+                             successful {m} invalidates the path's entries instead",
+                            m = method.0
+                        ),
+                    );
+                }
+            }
             if cache.store == Store::Cluster && self.config.cluster.is_none() {
                 self.error(at, "cache `store: cluster` needs `cluster.redis`");
             }

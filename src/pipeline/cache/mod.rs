@@ -175,17 +175,15 @@ impl CacheStep {
         identity: Option<&Identity>,
     ) -> Lookup {
         let method = request.method();
-        let cached_method = self.methods.contains(method);
-        if !cached_method {
-            let kind = if is_write(method) {
-                PendingKind::Write {
-                    cache: self.cache.clone(),
-                    path: path.into(),
-                }
-            } else {
-                PendingKind::Bypass
-            };
-            return Lookup::Forward(Pending::new(kind));
+        // Writes invalidate, never fill (a config cannot list them in `methods`).
+        if is_write(method) {
+            return Lookup::Forward(Pending::new(PendingKind::Write {
+                cache: self.cache.clone(),
+                path: path.into(),
+            }));
+        }
+        if !self.methods.contains(method) {
+            return Lookup::Forward(Pending::new(PendingKind::Bypass));
         }
         let directive = if self.respect_cache_control {
             policy::request_directive(request.headers())
