@@ -10,7 +10,7 @@ mod flaky;
 
 use std::time::Duration;
 
-use common::{base, client, error_body, gateway};
+use common::{base, client, error_body, gateway, get};
 use flaky::{Flaky, Mode};
 use gatehouse::app::Gatehouse;
 use gatehouse::upstream::breaker::CircuitState;
@@ -161,11 +161,7 @@ async fn no_healthy_target_is_a_503_with_retry_after() {
         health_of(&gw, "api", &only) == Health::Unhealthy
     })
     .await;
-    let response = client()
-        .get(format!("{}/api", base(&gw)))
-        .send()
-        .await
-        .expect("response");
+    let response = get(&gw, "/api").await;
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
         .expect("ascii")
@@ -224,11 +220,7 @@ async fn resets_and_refusals_count_and_a_success_breaks_the_run() {
     assert!(status(&gw, "api").targets[0].ejected);
     only.set(Mode::Ok).await;
     let hits = only.hits();
-    let response = client()
-        .get(format!("{}/api", base(&gw)))
-        .send()
-        .await
-        .expect("response");
+    let response = get(&gw, "/api").await;
     assert!(response.headers().contains_key("retry-after"));
     error_body(response, 503, "service_unavailable").await;
     assert_eq!(
@@ -254,11 +246,7 @@ async fn the_breaker_opens_refuses_without_contacting_the_upstream_and_a_probe_c
     assert_eq!(circuit.state, CircuitState::Open);
     assert_eq!(circuit.half_open_in_secs, Some(1));
 
-    let response = client()
-        .get(format!("{}/api", base(&gw)))
-        .send()
-        .await
-        .expect("response");
+    let response = get(&gw, "/api").await;
     assert_eq!(response.headers()["retry-after"], "1");
     error_body(response, 503, "service_unavailable").await;
     assert_eq!(statuses(&gw, 5).await, [503; 5]);

@@ -10,7 +10,7 @@ mod faulty;
 
 use std::time::{Duration, Instant};
 
-use common::{base, client, error_body, gateway, refusing_address};
+use common::{base, client, error_body, gateway, get, refusing_address};
 use faulty::{Mode, checksum, faulty};
 use serde_json::Value;
 
@@ -42,14 +42,7 @@ async fn a_connect_failure_is_retried_on_another_target() {
     )
     .await;
     for _ in 0..6 {
-        let echo = json(
-            client()
-                .get(format!("{}/a", base(&gw)))
-                .send()
-                .await
-                .expect("send"),
-        )
-        .await;
+        let echo = json(get(&gw, "/a").await).await;
         assert_eq!(echo["upstream"], "good");
     }
     assert_eq!(good.hits(), 6);
@@ -95,11 +88,7 @@ async fn a_503_is_retried_on_the_other_target() {
     .await;
     // Ten requests: within the retry budget's floor (see the budget test for more).
     for _ in 0..10 {
-        let response = client()
-            .get(format!("{}/r", base(&gw)))
-            .send()
-            .await
-            .expect("send");
+        let response = get(&gw, "/r").await;
         let echo = json(response).await;
         assert_eq!(echo["upstream"], "good", "never the retried 503");
     }
@@ -127,11 +116,7 @@ async fn post_is_not_retried_by_default() {
     assert_eq!(failing.hits(), 1, "POST went once");
 
     // The same failure on a GET is retried twice.
-    let response = client()
-        .get(format!("{}/g", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/g").await;
     assert_eq!(response.status(), 503);
     assert_eq!(failing.hits(), 1 + 3);
 }
@@ -210,11 +195,7 @@ async fn nothing_is_retried_once_the_response_started() {
         "    retries: { attempts: 2, backoff: 1ms, on: [reset, 502, 503, 504] }\n",
     )
     .await;
-    let response = client()
-        .get(format!("{}/t", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/t").await;
     assert_eq!(response.status(), 200, "the headers were passed on");
     let body = response.bytes().await;
     assert!(body.is_err(), "the client sees the body break: {body:?}");
@@ -231,14 +212,7 @@ async fn backoff_is_waited_and_doubles() {
     .await;
     flaky.script(&[Mode::Status(503), Mode::Status(503)]);
     let started = Instant::now();
-    let echo = json(
-        client()
-            .get(format!("{}/b", base(&gw)))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let echo = json(get(&gw, "/b").await).await;
     let elapsed = started.elapsed();
     assert_eq!(echo["upstream"], "flaky");
     assert_eq!(flaky.hits(), 3);
@@ -292,11 +266,7 @@ async fn exhausted_retries_pass_the_last_answer_through_unchanged() {
         "    retries: { attempts: 1, backoff: 1ms }\n",
     )
     .await;
-    let response = client()
-        .get(format!("{}/x", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/x").await;
     // Round robin starts with `a`; the retry goes to `b`, whose answer is the client's.
     assert_eq!(response.status(), 502);
     assert_eq!(response.headers()["x-upstream"], "b");
@@ -315,11 +285,7 @@ async fn exhausted_retries_of_failures_are_the_gateway_error() {
         "    retries: { attempts: 3, backoff: 1ms }\n",
     )
     .await;
-    let response = client()
-        .get(format!("{}/x", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/x").await;
     error_body(response, 502, "bad_gateway").await;
 }
 
@@ -348,14 +314,7 @@ routes:
     ))
     .await;
     let started = Instant::now();
-    let echo = json(
-        client()
-            .get(format!("{}/svc/x", base(&gw)))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let echo = json(get(&gw, "/svc/x").await).await;
     assert_eq!(echo["upstream"], "good");
     // Round robin starts on the hanging target: 250ms lost, then 150ms on the good one.
     let elapsed = started.elapsed();
@@ -364,11 +323,7 @@ routes:
     assert_eq!(hanging.hits(), 1);
 
     // Without retries, the timeout is the client's 504.
-    let response = client()
-        .get(format!("{}/plain/x", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/plain/x").await;
     error_body(response, 504, "gateway_timeout").await;
 }
 
@@ -418,25 +373,14 @@ routes:
     ))
     .await;
     let started = Instant::now();
-    let response = client()
-        .get(format!("{}/stuck/x", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/stuck/x").await;
     error_body(response, 504, "gateway_timeout").await;
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 
     for _ in 0..2 {
-        let echo = json(
-            client()
-                .get(format!("{}/both/x", base(&gw)))
-                .send()
-                .await
-                .expect("send"),
-        )
-        .await;
+        let echo = json(get(&gw, "/both/x").await).await;
         assert_eq!(echo["upstream"], "good");
     }
 }
@@ -458,20 +402,9 @@ routes:
         slow.url()
     ))
     .await;
-    let response = client()
-        .get(format!("{}/service/x", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/service/x").await;
     error_body(response, 504, "gateway_timeout").await;
-    let echo = json(
-        client()
-            .get(format!("{}/longer/x", base(&gw)))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let echo = json(get(&gw, "/longer/x").await).await;
     assert_eq!(echo["upstream"], "slow");
 }
 
@@ -485,14 +418,7 @@ async fn a_retry_sends_the_new_target_its_own_host() {
     )
     .await;
     for _ in 0..2 {
-        let echo = json(
-            client()
-                .get(format!("{}/h", base(&gw)))
-                .send()
-                .await
-                .expect("send"),
-        )
-        .await;
+        let echo = json(get(&gw, "/h").await).await;
         assert_eq!(echo["host"], good.addr.to_string());
     }
 }
@@ -519,11 +445,7 @@ routes:
         good.url()
     ))
     .await;
-    let response = client()
-        .get(format!("{}/logged", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/logged").await;
     assert_eq!(response.status(), 200);
     response.bytes().await.expect("body");
     let mut line = Value::Null;

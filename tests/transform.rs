@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{base, client, error_body, gateway, upstream};
+use common::{base, client, error_body, gateway, get, upstream};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -154,14 +154,7 @@ async fn query_set_remove_rename_keep_untouched_encoding() {
         "a=%2Fx%20y&new=k%26&flag&v=2&who=7%20me%26you"
     );
     // No query at all: the set parameters are the query.
-    let echo: Value = client()
-        .get(format!("{}/q/1", base(&gw)))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let echo: Value = get(&gw, "/q/1").await.json().await.expect("json");
     assert_eq!(echo["query"], "v=2&who=1%20");
 }
 
@@ -311,11 +304,7 @@ async fn response_json_body_remove_rename_set_select() {
 async fn head_on_a_body_transform_route_never_claims_the_upstream_length() {
     let up = upstream("echo").await;
     let gw = gateway(&response_routes(&up.url())).await;
-    let get = client()
-        .get(format!("{}/json/10", base(&gw)))
-        .send()
-        .await
-        .expect("get");
+    let get = get(&gw, "/json/10").await;
     let get_length = get.headers()["content-length"].clone();
     let body = get.text().await.expect("body");
     assert!(!body.contains("secret"), "{body}");
@@ -429,11 +418,7 @@ routes:
     ))
     .await;
     let started = Instant::now();
-    let response = client()
-        .get(format!("{}/stream/20", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/stream/20").await;
     assert_eq!(response.headers()["x-b"], "2");
     assert!(response.headers().get("content-length").is_none());
     let mut stream = response.bytes_stream();
@@ -450,11 +435,7 @@ routes:
     }
     assert_eq!(total, 20 * 1024);
     // A body route whose response is not JSON streams too.
-    let response = client()
-        .get(format!("{}/json/10", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/json/10").await;
     let body: Value = response.json().await.expect("json");
     assert!(body.get("secret").is_none());
 }

@@ -9,7 +9,7 @@ mod common;
 mod faulty;
 
 use certs::Ca;
-use common::{base, client, error_body, gateway};
+use common::{base, client, error_body, gateway, get};
 use faulty::{Mode, faulty, faulty_tls, self_signed};
 use serde_json::Value;
 
@@ -170,11 +170,7 @@ async fn verify_false_accepts_a_self_signed_certificate() {
 
     // Verified (against the platform's roots), the same certificate is refused.
     let gw = one_service(&upstream.url(), "").await;
-    let response = client()
-        .get(format!("{}/a", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/a").await;
     error_body(response, 502, "bad_gateway").await;
 }
 
@@ -192,11 +188,7 @@ async fn a_certificate_from_another_ca_is_502_without_detail() {
         &format!("    tls: {{ ca: \"{}\" }}\n", other_path.display()),
     )
     .await;
-    let response = client()
-        .get(format!("{}/a", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/a").await;
     let body = error_body(response, 502, "bad_gateway").await;
     let text = body.to_string();
     for leak in ["UnknownIssuer", "certificate", "localhost", "rustls"] {
@@ -231,11 +223,7 @@ async fn sni_overrides_the_server_name_sent_and_verified() {
         &format!("    tls: {{ ca: \"{}\" }}\n", ca_path.display()),
     )
     .await;
-    let response = client()
-        .get(format!("{}/a", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/a").await;
     error_body(response, 502, "bad_gateway").await;
 }
 
@@ -294,11 +282,7 @@ async fn a_reload_re_reads_the_ca_file() {
         ca_path.display()
     );
     let gw = gateway(&yaml).await;
-    let response = client()
-        .get(format!("{}/a", base(&gw)))
-        .send()
-        .await
-        .expect("send");
+    let response = get(&gw, "/a").await;
     assert_eq!(response.status(), 502);
 
     real.write(dir.path(), "ca");
