@@ -10,7 +10,7 @@ mod faulty;
 
 use certs::Ca;
 use common::{base, client, error_body, gateway, get};
-use faulty::{Mode, faulty, faulty_tls, self_signed};
+use faulty::{Faulty, Mode, faulty, faulty_tls, self_signed};
 use serde_json::Value;
 
 const BOTH: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -43,19 +43,31 @@ async fn one_service(url: &str, extra: &str) -> gatehouse::app::Gatehouse {
     .await
 }
 
-#[tokio::test]
-async fn https_target_verified_by_the_ca_file() {
+/// An https upstream `name` on `localhost`, its certificate from a fresh CA, offering `alpn`;
+/// and a gateway whose service `svc` trusts that CA (`tls.ca`, the file in the returned
+/// directory) with the `extra` service lines.
+async fn trusted_localhost(
+    name: &'static str,
+    alpn: &[&[u8]],
+    extra: &str,
+) -> (tempfile::TempDir, Faulty, gatehouse::app::Gatehouse) {
     let dir = tempfile::tempdir().expect("dir");
     let ca = Ca::new("Upstream CA");
     let leaf = ca.server(&["localhost"]);
-    let upstream = faulty_tls("secure", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &HTTP1).await;
+    let upstream = faulty_tls(name, Mode::Echo, &leaf.cert_pem, &leaf.key_pem, alpn).await;
     let ca_path = ca.write(dir.path(), "ca");
     let url = format!("https://localhost:{}", upstream.addr.port());
     let gw = one_service(
         &url,
-        &format!("    tls: {{ ca: \"{}\" }}\n", ca_path.display()),
+        &format!("    tls: {{ ca: \"{}\" }}\n{extra}", ca_path.display()),
     )
     .await;
+    (dir, upstream, gw)
+}
+
+#[tokio::test]
+async fn https_target_verified_by_the_ca_file() {
+    let (_dir, upstream, gw) = trusted_localhost("secure", &HTTP1, "").await;
     let http = client();
     for _ in 0..10 {
         let echo = get_json_with(&http, &gw, "/a").await;
@@ -84,17 +96,7 @@ async fn https_target_verified_by_the_ca_file() {
 
 #[tokio::test]
 async fn http2_is_chosen_by_alpn() {
-    let dir = tempfile::tempdir().expect("dir");
-    let ca = Ca::new("Upstream CA");
-    let leaf = ca.server(&["localhost"]);
-    let upstream = faulty_tls("h2", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &BOTH).await;
-    let ca_path = ca.write(dir.path(), "ca");
-    let url = format!("https://localhost:{}", upstream.addr.port());
-    let gw = one_service(
-        &url,
-        &format!("    tls: {{ ca: \"{}\" }}\n", ca_path.display()),
-    )
-    .await;
+    let (_dir, upstream, gw) = trusted_localhost("h2", &BOTH, "").await;
     let http = client();
     for path in ["/one", "/two?x=1"] {
         let echo = get_json_with(&http, &gw, path).await;
@@ -241,20 +243,8 @@ async fn h2c_targets_speak_http2_in_cleartext() {
 
 #[tokio::test]
 async fn retries_work_over_https_and_h2() {
-    let dir = tempfile::tempdir().expect("dir");
-    let ca = Ca::new("Upstream CA");
-    let leaf = ca.server(&["localhost"]);
-    let upstream = faulty_tls("h2", Mode::Echo, &leaf.cert_pem, &leaf.key_pem, &BOTH).await;
-    let ca_path = ca.write(dir.path(), "ca");
-    let url = format!("https://localhost:{}", upstream.addr.port());
-    let gw = one_service(
-        &url,
-        &format!(
-            "    tls: {{ ca: \"{}\" }}\n    retries: {{ attempts: 2, backoff: 1ms, methods: [POST] }}\n",
-            ca_path.display()
-        ),
-    )
-    .await;
+    let retries = "    retries: { attempts: 2, backoff: 1ms, methods: [POST] }\n";
+    let (_dir, upstream, gw) = trusted_localhost("h2", &BOTH, retries).await;
     upstream.script(&[Mode::Status(503), Mode::Status(502)]);
     let response = client()
         .post(format!("{}/p", base(&gw)))
