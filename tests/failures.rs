@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     base, client, error_body, gateway, get, proxy_all, refusing_address, resetting_upstream,
-    upstream,
+    stuck_listener, upstream,
 };
 
 fn assert_no_leak(body: &serde_json::Value, secrets: &[String]) {
@@ -104,25 +104,8 @@ routes:
 
 #[tokio::test]
 async fn upstream_that_never_accepts_is_a_connect_timeout_504() {
-    // A listener with a full accept queue that never accepts: the kernel drops further SYNs,
-    // so connecting hangs until the connect timeout.
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.1:0".parse().expect("addr"))
-        .expect("bind");
-    let listener = socket.listen(0).expect("listen");
+    let (listener, _fillers) = stuck_listener().await;
     let addr = listener.local_addr().expect("addr");
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        if let Ok(Ok(stream)) = tokio::time::timeout(
-            Duration::from_millis(200),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await
-        {
-            fillers.push(stream);
-        }
-    }
     let gw = gateway(&format!(
         r#"
 listen: 127.0.0.1:0

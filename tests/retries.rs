@@ -10,7 +10,7 @@ mod faulty;
 
 use std::time::{Duration, Instant};
 
-use common::{base, client, error_body, gateway, get, refusing_address};
+use common::{base, client, error_body, gateway, get, refusing_address, stuck_listener};
 use faulty::{Mode, checksum, faulty};
 use serde_json::Value;
 
@@ -325,28 +325,6 @@ routes:
     // Without retries, the timeout is the client's 504.
     let response = get(&gw, "/plain/x").await;
     error_body(response, 504, "gateway_timeout").await;
-}
-
-/// A listener whose accept queue is full and never accepted: connecting to it hangs.
-async fn stuck_listener() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.1:0".parse().expect("addr"))
-        .expect("bind");
-    let listener = socket.listen(0).expect("listen");
-    let addr = listener.local_addr().expect("addr");
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        if let Ok(Ok(stream)) = tokio::time::timeout(
-            Duration::from_millis(200),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await
-        {
-            fillers.push(stream);
-        }
-    }
-    (listener, fillers)
 }
 
 #[tokio::test]

@@ -348,6 +348,29 @@ pub async fn get(gateway: &Gatehouse, path: &str) -> reqwest::Response {
         .expect("response")
 }
 
+/// A listener whose accept queue is full and never accepted: the kernel drops further SYNs, so
+/// connecting to it hangs. Keep the connections it returns (they fill the queue) alive.
+pub async fn stuck_listener() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = socket.listen(0).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(stream);
+        }
+    }
+    (listener, fillers)
+}
+
 /// The base URL of the gateway's first listener.
 pub fn base(gateway: &Gatehouse) -> String {
     format!("http://{}", gateway.listeners[0])
