@@ -385,6 +385,16 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0) ? a / b : 0 }'; }
 # verdict "EXPR": PASS or FAIL, EXPR being an awk comparison of numbers such as "1.02 >= 1.0".
 verdict() { awk "BEGIN { print ($1) ? \"PASS\" : \"FAIL\" }"; }
+# report LABEL [THROUGHPUT_TARGET [P99_TARGET]]: the B/A throughput and p99 ratios of the last
+# `compare`, each with its verdict when a target (an awk comparison such as ">= 1.0") is given.
+report() {
+  local tput p99
+  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
+  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
+  say ""
+  say "$1 throughput: ${tput}x${2:+  (target $2: $(verdict "$tput $2"))}"
+  say "$1 p99:        ${p99}x${3:+  (target $3: $(verdict "$p99 $3"))}"
+}
 # row ROUND TARGET "REQS P99 ERRORS": one line of the per-round table.
 row() {
   local rps p99 errors
@@ -450,12 +460,7 @@ mode_proxy() {
   start_gatehouse "$TMP/gatehouse.yaml" "$gh_port"
 
   compare nginx "$nginx_port" gatehouse "$gh_port"
-  local tput p99
-  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
-  say ""
-  say "gatehouse/nginx throughput: ${tput}x  (target >= 1.0: $(verdict "$tput >= 1.0"))"
-  say "gatehouse/nginx p99:        ${p99}x  (target <= 1.0: $(verdict "$p99 <= 1.0"))"
+  report "gatehouse/nginx" ">= 1.0" "<= 1.0"
 
   stop "$GATEHOUSE_PID"
   stop "$NGINX_PID"
@@ -473,7 +478,7 @@ mode_tls() {
     -keyout "$TLS_KEY" -out "$TLS_CERT" >"$TMP/openssl.log" 2>&1 ||
     die "openssl could not make a certificate: $(cat "$TMP/openssl.log")"
   SCHEME=https
-  local nginx_port gh_port tput p99
+  local nginx_port gh_port
   free_port nginx_port
   free_port gh_port
   start_nginx "$nginx_port" tls
@@ -483,22 +488,14 @@ mode_tls() {
   say ""
   say "### keep-alive (TLS handshake once per connection)"
   compare nginx-https "$nginx_port" gatehouse-https "$gh_port"
-  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
-  say ""
-  say "gatehouse/nginx throughput: ${tput}x  (target >= 1.0: $(verdict "$tput >= 1.0"))"
-  say "gatehouse/nginx p99:        ${p99}x  (target <= 1.0: $(verdict "$p99 <= 1.0"))"
+  report "gatehouse/nginx" ">= 1.0" "<= 1.0"
 
   say ""
   say "### Connection: close (a full TLS handshake per request)"
   WRK_ARGS=(-H 'Connection: close')
   compare nginx-https-close "$nginx_port" gatehouse-https-close "$gh_port"
   WRK_ARGS=()
-  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
-  say ""
-  say "gatehouse/nginx throughput: ${tput}x"
-  say "gatehouse/nginx p99:        ${p99}x"
+  report "gatehouse/nginx"
 
   SCHEME=http
   stop "$GATEHOUSE_PID"
@@ -540,11 +537,7 @@ mode_routes() {
   local big_pid=$GATEHOUSE_PID
 
   compare "gatehouse-10-routes" "$small_port" "gatehouse-10000-routes" "$big_port"
-  local tput
-  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-  say ""
-  say "10,000-route/10-route throughput: ${tput}x  (target >= 0.95: $(verdict "$tput >= 0.95"))"
-  say "10,000-route/10-route p99:        $(ratio "$MED_P99_B" "$MED_P99_A")x"
+  report "10,000-route/10-route" ">= 0.95"
 
   stop "$big_pid"
   stop "$small_pid"
@@ -642,7 +635,7 @@ make_jwt_tokens() {
 mode_jwt() {
   say ""
   say "## jwt: gatehouse plain vs auth.jwt HS256 and RS256 (the same token on every request)"
-  local gh_port config=$TMP/gatehouse-jwt.yaml tput p99 alg token
+  local gh_port config=$TMP/gatehouse-jwt.yaml alg token
   free_port gh_port
   make_jwt_tokens
   cat >"$config" <<EOF
@@ -673,11 +666,7 @@ EOF
     if [[ $alg == hs ]]; then token=$HS_TOKEN; else token=$RS_TOKEN; fi
     COMPARE_PATH_B="/$alg$BENCH_PATH" COMPARE_HEADER_B="Authorization: Bearer $token" \
       compare gatehouse-plain "$gh_port" "gatehouse-jwt-${alg}256" "$gh_port"
-    tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-    p99=$(ratio "$MED_P99_B" "$MED_P99_A")
-    say ""
-    say "jwt-${alg}256/plain throughput: ${tput}x  (target >= 0.9: $(verdict "$tput >= 0.9"))"
-    say "jwt-${alg}256/plain p99:        ${p99}x"
+    report "jwt-${alg}256/plain" ">= 0.9"
   done
   stop "$GATEHOUSE_PID"
 }
@@ -687,7 +676,7 @@ EOF
 mode_cache() {
   say ""
   say "## cache: nginx proxying vs gatehouse with cache (ttl 1h), GET $BENCH_PATH"
-  local nginx_port gh_port config=$TMP/gatehouse-cache.yaml tput p99 verdict
+  local nginx_port gh_port config=$TMP/gatehouse-cache.yaml verdict
   free_port nginx_port
   free_port gh_port
   start_nginx "$nginx_port"
@@ -711,21 +700,13 @@ EOF
   say ""
   say "### hits (the upstream is not contacted)"
   compare nginx "$nginx_port" gatehouse-cache-hit "$gh_port"
-  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
-  say ""
-  say "gatehouse-hit/nginx throughput: ${tput}x  (target > 1.0: $(verdict "$tput > 1.0"))"
-  say "gatehouse-hit/nginx p99:        ${p99}x"
+  report "gatehouse-hit/nginx" "> 1.0"
 
   say ""
   say "### fill path (Cache-Control: no-cache: every request fetched, buffered and stored)"
   COMPARE_HEADER_B="Cache-Control: no-cache" \
     compare nginx "$nginx_port" gatehouse-cache-fill "$gh_port"
-  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
-  say ""
-  say "gatehouse-fill/nginx throughput: ${tput}x"
-  say "gatehouse-fill/nginx p99:        ${p99}x"
+  report "gatehouse-fill/nginx"
 
   stop "$GATEHOUSE_PID"
   stop "$NGINX_PID"
@@ -736,7 +717,7 @@ EOF
 mode_ratelimit() {
   say ""
   say "## ratelimit: gatehouse plain vs rate_limit (sliding_window, key ip, never refusing)"
-  local gh_port config=$TMP/gatehouse-ratelimit.yaml tput p99
+  local gh_port config=$TMP/gatehouse-ratelimit.yaml
   free_port gh_port
   cat >"$config" <<EOF
 listen: 127.0.0.1:$gh_port
@@ -756,11 +737,7 @@ EOF
   start_gatehouse "$config" "$gh_port"
   check_route "gatehouse rate_limit" "$gh_port" "/rl$BENCH_PATH"
   COMPARE_PATH_B="/rl$BENCH_PATH" compare gatehouse-plain "$gh_port" gatehouse-ratelimit "$gh_port"
-  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
-  say ""
-  say "ratelimit/plain throughput: ${tput}x  (target >= 0.95: $(verdict "$tput >= 0.95"))"
-  say "ratelimit/plain p99:        ${p99}x"
+  report "ratelimit/plain" ">= 0.95"
   stop "$GATEHOUSE_PID"
 }
 
@@ -770,7 +747,7 @@ EOF
 mode_stack() {
   say ""
   say "## stack: nginx proxying vs gatehouse with jwt + rate_limit + cache miss path"
-  local nginx_port gh_port config=$TMP/gatehouse-stack.yaml tput p99
+  local nginx_port gh_port config=$TMP/gatehouse-stack.yaml
   free_port nginx_port
   free_port gh_port
   make_jwt_tokens
@@ -796,11 +773,7 @@ EOF
   check_route "gatehouse stack" "$gh_port" "/stack$BENCH_PATH" "Authorization: Bearer $HS_TOKEN"
   COMPARE_PATH_B="/stack$BENCH_PATH" COMPARE_HEADER_B="Authorization: Bearer $HS_TOKEN|Cache-Control: no-cache" \
     compare nginx "$nginx_port" gatehouse-stack-miss "$gh_port"
-  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
-  say ""
-  say "gatehouse-stack/nginx throughput: ${tput}x  (target >= 0.9: $(verdict "$tput >= 0.9"))"
-  say "gatehouse-stack/nginx p99:        ${p99}x"
+  report "gatehouse-stack/nginx" ">= 0.9"
   stop "$GATEHOUSE_PID"
   stop "$NGINX_PID"
 }
@@ -812,7 +785,7 @@ EOF
 mode_balance() {
   say ""
   say "## balance: gatehouse single target vs 3 targets with health checks"
-  local gh_port up_port config=$TMP/gatehouse-balance.yaml tput p99
+  local gh_port up_port config=$TMP/gatehouse-balance.yaml
   free_port gh_port
   free_port up_port
   "$UPSTREAM_BIN" "0.0.0.0:$up_port" >"$TMP/upstream-any.log" 2>&1 &
@@ -840,11 +813,7 @@ EOF
   start_gatehouse "$config" "$gh_port"
   check_route "gatehouse 3 targets" "$gh_port" "/three$BENCH_PATH"
   COMPARE_PATH_B="/three$BENCH_PATH" compare gatehouse-single "$gh_port" gatehouse-3-targets "$gh_port"
-  tput=$(ratio "$MED_RPS_B" "$MED_RPS_A")
-  p99=$(ratio "$MED_P99_B" "$MED_P99_A")
-  say ""
-  say "3-targets/single throughput: ${tput}x  (target >= 0.97: $(verdict "$tput >= 0.97"))"
-  say "3-targets/single p99:        ${p99}x"
+  report "3-targets/single" ">= 0.97"
   stop "$GATEHOUSE_PID"
 }
 
