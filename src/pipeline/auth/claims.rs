@@ -51,7 +51,7 @@ impl ClaimRules {
             .map(groups)
             .unwrap_or_default();
         if let Some(entry) = consumer.as_deref().and_then(|c| self.consumers.get(c)) {
-            for group in &entry.groups {
+            for group in &entry.identity.groups {
                 if !groups.contains(group) {
                     groups.push(group.clone());
                 }

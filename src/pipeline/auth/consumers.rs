@@ -13,14 +13,10 @@ use crate::config::{Consumer, Location};
 /// One consumer, as the auth methods need it.
 #[derive(Debug)]
 pub struct ConsumerEntry {
-    /// The consumer's name (`X-Consumer-Id`).
-    pub name: Arc<str>,
-    /// Its groups.
-    pub groups: Vec<Arc<str>>,
+    /// The identity its credentials prove (its name and groups), built once per config.
+    pub identity: Arc<Identity>,
     /// Its password hashes (argon2 or bcrypt, PHC or modular crypt strings).
     pub passwords: Vec<PasswordHash>,
-    /// The identity its credentials prove, built once per config.
-    pub identity: Arc<Identity>,
 }
 
 /// A stored password hash, by scheme.
@@ -56,12 +52,9 @@ impl Consumers {
                     }
                 }
             }
-            let name_arc: Arc<str> = name.as_str().into();
-            let groups: Vec<Arc<str>> = consumer.groups.iter().map(|g| g.as_str().into()).collect();
+            let groups = consumer.groups.iter().map(|g| g.as_str().into()).collect();
             let entry = Arc::new(ConsumerEntry {
-                identity: Arc::new(Identity::of_consumer(&name_arc, &groups)),
-                name: name_arc,
-                groups,
+                identity: Arc::new(Identity::of_consumer(name.as_str().into(), groups)),
                 passwords,
             });
             for key in &consumer.keys {
@@ -171,13 +164,20 @@ mod tests {
         let mut errors = Vec::new();
         let consumers = Consumers::compile(&map, &mut errors);
         assert!(errors.is_empty());
-        assert_eq!(consumers.by_key("test").map(|c| &*c.name), Some("web"));
+        let name = |c: &Arc<ConsumerEntry>| c.identity.consumer.clone();
         assert_eq!(
-            consumers.by_key("plain-key").map(|c| &*c.name),
+            consumers.by_key("test").and_then(name).as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            consumers.by_key("plain-key").and_then(name).as_deref(),
             Some("acme")
         );
         assert!(consumers.by_key("nope").is_none());
-        assert_eq!(consumers.get("web").map(|c| c.groups.len()), Some(1));
+        assert_eq!(
+            consumers.get("web").map(|c| c.identity.groups.len()),
+            Some(1)
+        );
     }
 
     #[test]

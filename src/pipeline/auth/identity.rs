@@ -47,10 +47,10 @@ pub struct Identity {
 impl Identity {
     /// The identity of a configured consumer (API key, password, certificate), named `name`
     /// and in `groups`.
-    pub fn of_consumer(name: &Arc<str>, groups: &[Arc<str>]) -> Self {
+    pub fn of_consumer(name: Arc<str>, groups: Vec<Arc<str>>) -> Self {
         Self {
-            consumer: Some(name.clone()),
-            groups: groups.to_vec(),
+            consumer: Some(name),
+            groups,
             ..Self::default()
         }
     }

@@ -51,14 +51,7 @@ static KEY_HASHER: LazyLock<std::hash::RandomState> = LazyLock::new(std::hash::R
 const INLINE_KEY: usize = 256;
 
 impl CacheKey {
-    /// The key of `variant` of `path`.
-    pub fn new(path: &str, variant: &str) -> Self {
-        let mut text = String::with_capacity(path.len() + variant.len());
-        text.push_str(path);
-        text.push_str(variant);
-        Self::of_text(&text, path.len())
-    }
-
+    /// The key whose text is `text`, the path being its first `split` bytes.
     fn of_text(text: &str, split: usize) -> Self {
         let digest = KEY_HASHER.hash_one((text, split));
         Self {
@@ -273,6 +266,6 @@ mod tests {
         assert_eq!(a.path(), "/x");
         // No query, `accept-language` absent, then the consumer.
         assert_eq!(a.variant(), "GET\0\0\u{1}\0alice");
-        assert_eq!(CacheKey::new("/x", "GET\0\0\u{1}\0alice"), a);
+        assert_eq!(CacheKey::of_text("/xGET\0\0\u{1}\0alice", 2), a);
     }
 }
