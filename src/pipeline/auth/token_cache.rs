@@ -7,11 +7,11 @@
 //! into shards behind short mutexes, each bounded in entries and in bytes; a full shard first
 //! drops expired entries, then arbitrary ones.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 /// How many shards the map is split into (a power of two).
 const SHARDS: usize = 16;
@@ -28,63 +28,79 @@ pub(super) struct TokenCache<V> {
     per_shard: usize,
 }
 
+/// One shard: a table found by the token's hash, computed once per call for both the shard
+/// and the table.
 struct Shard<V> {
-    map: HashMap<Box<str>, Entry<V>, RandomState>,
+    table: HashTable<Entry<V>>,
     bytes: usize,
 }
 
 struct Entry<V> {
+    token: Box<str>,
     value: Arc<V>,
     until: u64,
 }
 
 impl<V> Shard<V> {
-    fn remove(&mut self, token: &str) {
-        if let Some((key, _)) = self.map.remove_entry(token) {
-            self.bytes -= key.len();
+    fn find(&self, hash: u64, token: &str) -> Option<&Entry<V>> {
+        self.table.find(hash, |entry| *entry.token == *token)
+    }
+
+    fn remove(&mut self, hash: u64, token: &str) {
+        if let Ok(found) = self.table.find_entry(hash, |entry| *entry.token == *token) {
+            let (removed, _) = found.remove();
+            self.bytes -= removed.token.len();
         }
     }
 
+    /// Keeps the entries `keep` says yes to.
+    fn retain(&mut self, keep: impl FnMut(&mut Entry<V>) -> bool) {
+        self.table.retain(keep);
+        self.bytes = self.table.iter().map(|entry| entry.token.len()).sum();
+    }
+
     fn full(&self, per_shard: usize, adding: usize) -> bool {
-        self.map.len() >= per_shard || self.bytes + adding > SHARD_BYTES
+        self.table.len() >= per_shard || self.bytes + adding > SHARD_BYTES
     }
 }
 
 impl<V> TokenCache<V> {
     /// A cache of at most about `capacity` entries.
     pub(super) fn new(capacity: usize) -> Self {
-        let hasher = RandomState::default();
         Self {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        map: HashMap::with_hasher(hasher.clone()),
+                        table: HashTable::new(),
                         bytes: 0,
                     })
                 })
                 .collect(),
-            hasher,
+            hasher: RandomState::default(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
         }
     }
 
-    fn shard(&self, token: &str) -> std::sync::MutexGuard<'_, Shard<V>> {
-        // The top bits pick the shard; the map uses the hash's low bits.
-        let index = (self.hasher.hash_one(token) >> 60) as usize % SHARDS;
-        self.shards[index].lock().unwrap_or_else(|p| p.into_inner())
+    /// The token's hash and its shard, locked.
+    fn shard(&self, token: &str) -> (u64, MutexGuard<'_, Shard<V>>) {
+        let hash = self.hasher.hash_one(token);
+        // The top bits pick the shard; the table uses the hash's low bits.
+        let index = (hash >> 60) as usize % SHARDS;
+        let shard = self.shards[index].lock().unwrap_or_else(|p| p.into_inner());
+        (hash, shard)
     }
 
     /// The value cached for `token`, unless its deadline is before `now`.
     pub(super) fn get(&self, token: &str, now: u64) -> Option<Arc<V>> {
-        let mut shard = self.shard(token);
-        match shard.map.get(token) {
-            Some(entry) if entry.until >= now => Some(entry.value.clone()),
-            Some(_) => {
-                shard.remove(token);
-                None
-            }
-            None => None,
+        let (hash, mut shard) = self.shard(token);
+        let (until, value) = shard
+            .find(hash, token)
+            .map(|entry| (entry.until, entry.value.clone()))?;
+        if until < now {
+            shard.remove(hash, token);
+            return None;
         }
+        Some(value)
     }
 
     /// Caches `value` for `token` until `until` (nothing when that is already past, or when
@@ -93,23 +109,32 @@ impl<V> TokenCache<V> {
         if until < now || token.len() > MAX_TOKEN {
             return;
         }
-        let mut shard = self.shard(token);
-        shard.remove(token);
+        let (hash, mut shard) = self.shard(token);
+        shard.remove(hash, token);
         if shard.full(self.per_shard, token.len()) {
-            shard.map.retain(|_, entry| entry.until >= now);
-            shard.bytes = shard.map.keys().map(|k| k.len()).sum();
+            shard.retain(|entry| entry.until >= now);
             if shard.full(self.per_shard, token.len()) {
                 // Still full of live entries: forget a quarter of them (they are checked
                 // again on their next use).
-                let drop = (self.per_shard / 4).max(1);
-                let victims: Vec<Box<str>> = shard.map.keys().take(drop).cloned().collect();
-                for victim in victims {
-                    shard.remove(&victim);
-                }
+                let mut drop = (self.per_shard / 4).max(1);
+                shard.retain(|_| {
+                    if drop == 0 {
+                        return true;
+                    }
+                    drop -= 1;
+                    false
+                });
             }
         }
         shard.bytes += token.len();
-        shard.map.insert(token.into(), Entry { value, until });
+        let entry = Entry {
+            token: token.into(),
+            value,
+            until,
+        };
+        shard
+            .table
+            .insert_unique(hash, entry, |entry| self.hasher.hash_one(&*entry.token));
     }
 
     /// How many entries are held (expired ones included until they are dropped).
@@ -117,7 +142,7 @@ impl<V> TokenCache<V> {
     pub(super) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).map.len())
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).table.len())
             .sum()
     }
 }
@@ -163,7 +188,7 @@ mod tests {
                 let shard = s.lock().unwrap_or_else(|p| p.into_inner());
                 assert_eq!(
                     shard.bytes,
-                    shard.map.keys().map(|k| k.len()).sum::<usize>()
+                    shard.table.iter().map(|e| e.token.len()).sum::<usize>()
                 );
                 shard.bytes
             })
