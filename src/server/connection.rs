@@ -104,6 +104,8 @@ pub(super) async fn serve_connection<S>(
     let mut closing = false;
     loop {
         tokio::select! {
+            // The connection first: the other branches are rare.
+            biased;
             result = connection.as_mut() => {
                 if let Err(err) = result {
                     tracing::debug!(%peer, %err, "client connection ended with an error");

@@ -90,7 +90,9 @@ pub fn start(
             .build()?;
         let gateway = shared.gateway.clone();
         let connections = shared.connections.clone();
-        let shutdown = shared.shutdown.clone();
+        // A token of the worker's own: each connection task polls it whenever it runs, and
+        // a shared one would make every poll take a lock the other workers take too.
+        let shutdown = shared.shutdown.child_token();
         let tracker = shared.tracker.clone();
         let thread = std::thread::Builder::new()
             .name(format!("gatehouse-worker-{index}"))
