@@ -166,6 +166,9 @@ impl Gatehouse {
         // Idle rate-limit keys are freed even where no request comes any more.
         let counters = gateway.state().rate_limits.clone();
         tokio::spawn(counters.sweep_every(shutdown.clone()));
+        // Idle upstream connections the targets closed are closed here too.
+        let pools = gateway.state().pools.clone();
+        tokio::spawn(pools.sweep_every(shutdown.clone()));
         Ok(Self {
             listeners,
             tls_listeners,

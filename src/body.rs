@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
 use crate::pipeline::mirror::BodyCopy;
-use crate::upstream::Lease;
+use crate::upstream::Http1Body;
 
 /// A boxed error in transit through a body.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -28,9 +28,11 @@ pin_project! {
         Empty,
         /// A body the gateway made (errors, `respond` routes).
         Full { data: Option<Bytes> },
-        /// An upstream response body, streamed as it arrives; its connection goes back to the
-        /// pool when the body has been read to its end.
-        Stream { #[pin] inner: Incoming, lease: Option<Lease> },
+        /// An HTTP/2 upstream's response body, streamed as it arrives.
+        Stream { #[pin] inner: Incoming },
+        /// An HTTP/1.1 upstream's response body, read from its connection as the client
+        /// takes it; the connection goes back to the pool at the body's end.
+        Http1 { inner: Http1Body },
         /// A body a step began to buffer and gave up on (over its bound): the bytes read so
         /// far, then the rest as it arrives.
         Prefixed { head: Option<Bytes>, rest: Pin<Box<GatewayBody>> },
@@ -53,13 +55,18 @@ impl GatewayBody {
         match self {
             Self::Empty => Some(Bytes::new()),
             Self::Full { data } => Some(data.clone().unwrap_or_default()),
-            Self::Stream { .. } | Self::Prefixed { .. } => None,
+            Self::Stream { .. } | Self::Http1 { .. } | Self::Prefixed { .. } => None,
         }
     }
 
-    /// An upstream body, streamed; `lease` is released when it ends.
-    pub fn stream(inner: Incoming, lease: Option<Lease>) -> Self {
-        Self::Stream { inner, lease }
+    /// An HTTP/2 upstream body, streamed.
+    pub fn stream(inner: Incoming) -> Self {
+        Self::Stream { inner }
+    }
+
+    /// An HTTP/1.1 upstream body, streamed.
+    pub fn http1(inner: Http1Body) -> Self {
+        Self::Http1 { inner }
     }
 
     /// `head` (already read from `rest`), then what remains of `rest`.
@@ -82,20 +89,8 @@ impl Body for GatewayBody {
         match self.project() {
             GatewayBodyProj::Empty => Poll::Ready(None),
             GatewayBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            GatewayBodyProj::Stream { mut inner, lease } => {
-                let polled = inner.as_mut().poll_frame(cx);
-                // Done when the last frame came (hyper may not poll again once the body says
-                // it ended) or the stream says so.
-                let done = match &polled {
-                    Poll::Ready(None) => true,
-                    Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
-                    _ => false,
-                };
-                if done && let Some(lease) = lease.take() {
-                    lease.release();
-                }
-                polled.map_err(Into::into)
-            }
+            GatewayBodyProj::Stream { inner } => inner.poll_frame(cx).map_err(Into::into),
+            GatewayBodyProj::Http1 { inner } => Pin::new(inner).poll_frame(cx),
             GatewayBodyProj::Prefixed { head, rest } => match head.take() {
                 Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
                 None => rest.as_mut().poll_frame(cx),
@@ -107,7 +102,8 @@ impl Body for GatewayBody {
         match self {
             Self::Empty => true,
             Self::Full { data } => data.is_none(),
-            Self::Stream { inner, .. } => inner.is_end_stream(),
+            Self::Stream { inner } => inner.is_end_stream(),
+            Self::Http1 { inner } => inner.is_end_stream(),
             Self::Prefixed { head, rest } => head.is_none() && rest.is_end_stream(),
         }
     }
@@ -118,7 +114,8 @@ impl Body for GatewayBody {
             Self::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            Self::Stream { inner, .. } => inner.size_hint(),
+            Self::Stream { inner } => inner.size_hint(),
+            Self::Http1 { inner } => inner.size_hint(),
             Self::Prefixed { head, rest } => {
                 let extra = head.as_ref().map_or(0, |h| h.len() as u64);
                 let inner = rest.size_hint();

@@ -467,10 +467,7 @@ impl Gateway {
         forward::remove_hop_by_hop(&mut parts.headers);
         // Room for the headers the later steps add (request id, cache, rate limits).
         let _ = parts.headers.try_reserve(8);
-        Ok(Response::from_parts(
-            parts,
-            GatewayBody::stream(body, answer.lease),
-        ))
+        Ok(Response::from_parts(parts, body))
     }
 }
 

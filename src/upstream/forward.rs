@@ -6,22 +6,21 @@ use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
-use hyper::body::{Body, Incoming};
-use hyper::client::conn::{TrySendError, http1, http2};
+use hyper::client::conn::http2;
 use tokio::time::Instant;
 
+use super::h1::{Answer, Http1Body, Http1Conn, SendError};
 use super::pool::{ConnectError, Connection, Lease};
 use super::registry::Outcome;
 use super::service::{Endpoint, ServiceRuntime, Target};
-use crate::body::{RequestBody, is_body_too_large};
+use crate::body::{GatewayBody, RequestBody, is_body_too_large};
 use crate::error::{ErrorKind, GatewayError};
 
 /// An upstream's answer, with how long it took to arrive.
 pub struct UpstreamResponse {
-    /// The response head and streaming body.
-    pub response: Response<Incoming>,
-    /// The HTTP/1.1 connection, to give back when the body has been read to its end.
-    pub lease: Option<Lease>,
+    /// The response head and streaming body (which gives its HTTP/1.1 connection back to the
+    /// pool when read to its end).
+    pub response: Response<GatewayBody>,
     /// Time from sending to response headers.
     pub elapsed: Duration,
     /// When the response headers arrived.
@@ -102,20 +101,21 @@ pub async fn exchange(
 ) -> Result<UpstreamResponse, Failure> {
     let url = &endpoint.target.url;
     let timed_out = || timeout_failure(url, started, deadline);
-    let (response, lease) = match connection {
-        Connection::Http1(mut sender) => {
+    let response = match connection {
+        Connection::Http1(mut conn) => {
             origin_form(&mut request);
-            match tokio::time::timeout_at(deadline, sender.try_send_request(request)).await {
+            match tokio::time::timeout_at(deadline, conn.send(request)).await {
                 Err(_) => return Err(timed_out()),
-                Ok(Ok(response)) => leased(endpoint, sender, response),
-                Ok(Err(err)) => {
+                Ok(Ok(answer)) => respond_http1(endpoint, conn, answer),
+                Ok(Err(SendError::Unsent(request))) => {
                     // The cold path, boxed: a stale pooled connection gave the request back.
-                    let resent = resend_fresh(endpoint, err, service.connect_timeout);
+                    let resent = resend_fresh(endpoint, *request, service.connect_timeout);
                     match Box::pin(tokio::time::timeout_at(deadline, resent)).await {
                         Err(_) => return Err(timed_out()),
                         Ok(result) => result?,
                     }
                 }
+                Ok(Err(err)) => return Err(send_error(&err, url)),
             }
         }
         Connection::Http2(mut sender) => {
@@ -126,14 +126,15 @@ pub async fn exchange(
             }
             match tokio::time::timeout_at(deadline, sender.send_request(request)).await {
                 Err(_) => return Err(timed_out()),
-                Ok(response) => (response.map_err(|err| exchange_error(&err, url))?, None),
+                Ok(response) => response
+                    .map_err(|err| exchange_error(&err, url))?
+                    .map(GatewayBody::stream),
             }
         }
     };
     let answered = Instant::now();
     Ok(UpstreamResponse {
         response,
-        lease,
         elapsed: answered.saturating_duration_since(started),
         answered,
     })
@@ -155,46 +156,50 @@ fn timeout_failure(url: &str, started: Instant, deadline: Instant) -> Failure {
 }
 
 /// Sends the request a stale pooled connection gave back unsent on a fresh connection,
-/// within the attempt's deadline too; a request that was sent fails the exchange.
+/// within the attempt's deadline too.
 async fn resend_fresh(
     endpoint: &Endpoint,
-    mut err: TrySendError<Request<RequestBody>>,
+    request: Request<RequestBody>,
     connect_timeout: Duration,
-) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
+) -> Result<Response<GatewayBody>, Failure> {
     let url = &endpoint.target.url;
-    let Some(request) = err.take_message() else {
-        return Err(exchange_error(err.error(), url));
-    };
     let fresh = endpoint
         .pool()
         .open(connect_timeout)
         .await
         .map_err(|err| connect_error(err, url))?;
-    let mut sender = match fresh {
-        Connection::Http1(sender) => sender,
+    let mut conn = match fresh {
+        Connection::Http1(conn) => conn,
         Connection::Http2(sender) => return send_http2(endpoint, sender, request).await,
     };
-    sender.ready().await.map_err(|e| exchange_error(&e, url))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| exchange_error(&e, url))?;
-    Ok(leased(endpoint, sender, response))
+    match conn.send(request).await {
+        Ok(answer) => Ok(respond_http1(endpoint, conn, answer)),
+        Err(err) => Err(send_error(&err, url)),
+    }
 }
 
-/// The response, with the connection lent to its body (or back in the pool at once when the
-/// response has no body).
-fn leased(
+/// The response of an HTTP/1.1 exchange. A body that came whole with the head is handed on
+/// as bytes, and the connection goes back to the pool at once; otherwise the body reads from
+/// the connection, which it gives back at its end.
+fn respond_http1(
     endpoint: &Endpoint,
-    sender: http1::SendRequest<RequestBody>,
-    response: Response<Incoming>,
-) -> (Response<Incoming>, Option<Lease>) {
-    let lease = Lease::new(sender, endpoint.pool().clone());
-    if response.body().is_end_stream() {
-        lease.release();
-        return (response, None);
-    }
-    (response, Some(lease))
+    conn: Box<Http1Conn>,
+    answer: Answer,
+) -> Response<GatewayBody> {
+    let Answer { head, body } = answer;
+    let body = match body {
+        Some(bytes) => {
+            if head.keep_alive {
+                endpoint.pool().put(conn);
+            }
+            GatewayBody::full(bytes)
+        }
+        None => {
+            let lease = Lease::new(conn, endpoint.pool().clone());
+            GatewayBody::http1(Http1Body::new(lease, head.framing, head.keep_alive))
+        }
+    };
+    Response::from_parts(head.parts, body)
 }
 
 /// One HTTP/2 exchange on the worker's multiplexed connection.
@@ -202,7 +207,7 @@ async fn send_http2(
     endpoint: &Endpoint,
     mut sender: http2::SendRequest<RequestBody>,
     mut request: Request<RequestBody>,
-) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
+) -> Result<Response<GatewayBody>, Failure> {
     let url = &endpoint.target.url;
     absolute_form(&mut request, &endpoint.target);
     sender
@@ -213,7 +218,7 @@ async fn send_http2(
         .send_request(request)
         .await
         .map_err(|err| exchange_error(&err, url))?;
-    Ok((response, None))
+    Ok(response.map(GatewayBody::stream))
 }
 
 /// HTTP/1.1 sends `/path?query`.
@@ -265,6 +270,29 @@ fn connect_error(err: ConnectError, url: &str) -> Failure {
     Failure {
         outcome: Outcome::ConnectFailure,
         error,
+    }
+}
+
+/// Maps a failed HTTP/1.1 exchange to what the client is told, as [`exchange_error`].
+fn send_error(err: &SendError, url: &str) -> Failure {
+    let cause = format!("{url}: {}", chain(err));
+    if let SendError::Body(body) = err
+        && is_body_too_large(body.as_ref())
+    {
+        return Failure {
+            outcome: Outcome::Client,
+            error: GatewayError::payload_too_large()
+                .closing()
+                .with_cause(cause),
+        };
+    }
+    Failure {
+        outcome: Outcome::Reset,
+        error: GatewayError::new(
+            ErrorKind::BadGateway,
+            "the upstream service failed to answer",
+        )
+        .with_cause(cause),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod breaker;
 mod clock;
 mod discovery;
 mod forward;
+mod h1;
 pub mod health;
 pub mod passive;
 mod pool;
@@ -20,8 +21,10 @@ pub use balance::{Balance, PeakEwma, RequestKey, stable_hash};
 pub use breaker::Permit;
 pub use discovery::RESOLVE_EVERY;
 pub use forward::{Failure, UpstreamResponse, connect, exchange, send};
+pub use h1::Http1Body;
 pub use pool::{
-    ClientPools, ConnectError, Connection, Lease, TargetPool, UpstreamProtocol, WorkerPools,
+    ClientPools, ConnectError, Connection, Lease, SWEEP_EVERY, TargetPool, UpstreamProtocol,
+    WorkerPools,
 };
 pub use registry::{Attempt, Outcome, ServiceState, TargetKey, TargetState, UpstreamRegistry};
 pub use retry::{MIN_RETRIES_PER_SEC, RetryBudget, RetryPolicy};

@@ -3,9 +3,10 @@
 //!
 //! Each worker keeps its own connections (see `server::workers`): a request is sent on a
 //! connection owned by the thread that serves it, so no lock is ever contended and no wake-up
-//! crosses threads. HTTP/1.1 connections are leased for one exchange and come back to the pool
-//! when the response body has been read to its end ([`Lease`]); an h2c target, or an https
-//! target that chose HTTP/2 by ALPN, has one multiplexed connection per worker.
+//! crosses threads. HTTP/1.1 connections are leased for one exchange, run by the request that
+//! holds them (see `http1_conn`), and come back to the pool when the response body has been
+//! read to its end ([`Lease`]); an h2c target, or an https target that chose HTTP/2 by ALPN,
+//! has one multiplexed connection per worker, run by a task of its own.
 
 use std::collections::HashMap;
 use std::io;
@@ -13,11 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::uri::Authority;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
+use super::h1::{Http1Conn, Stream};
 use super::lock;
 use super::tls::{TargetTls, TlsKey};
 use crate::body::RequestBody;
@@ -36,6 +39,8 @@ pub enum UpstreamProtocol {
 const MAX_IDLE: usize = 128;
 /// An idle connection older than this is closed instead of reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often idle connections are checked for a close by the target.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Why no connection could be had.
 #[derive(Debug)]
@@ -64,13 +69,13 @@ impl std::fmt::Display for ConnectError {
 /// A connection ready to take one request.
 pub enum Connection {
     /// HTTP/1.1: one exchange at a time; back to the pool when the response has been read.
-    Http1(http1::SendRequest<RequestBody>),
+    Http1(Box<Http1Conn>),
     /// HTTP/2: multiplexed, shared by the worker's requests to the target.
     Http2(http2::SendRequest<RequestBody>),
 }
 
 struct Idle {
-    sender: http1::SendRequest<RequestBody>,
+    conn: Box<Http1Conn>,
     since: Instant,
 }
 
@@ -112,8 +117,7 @@ impl TargetPool {
             return Ok(Connection::Http2(sender));
         }
         if self.protocol == UpstreamProtocol::Http1
-            && let Some(mut pooled) = self.take()
-            && pooled.ready().await.is_ok()
+            && let Some(pooled) = self.take()
         {
             return Ok(Connection::Http1(pooled));
         }
@@ -129,30 +133,40 @@ impl TargetPool {
             .cloned()
     }
 
-    /// The most recently used idle HTTP/1.1 connection that is still open.
-    fn take(&self) -> Option<http1::SendRequest<RequestBody>> {
+    /// The most recently used idle HTTP/1.1 connection that is still open and ready; the
+    /// ones found closed (or too old) on the way are dropped.
+    fn take(&self) -> Option<Box<Http1Conn>> {
         let mut idle = lock(&self.idle);
-        while let Some(entry) = idle.pop() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < IDLE_TIMEOUT {
-                return Some(entry.sender);
+        while let Some(mut entry) = idle.pop() {
+            if entry.since.elapsed() < IDLE_TIMEOUT && entry.conn.ready_now() {
+                return Some(entry.conn);
             }
         }
         None
     }
 
     /// Returns an HTTP/1.1 connection after its exchange.
-    pub(super) fn put(&self, sender: http1::SendRequest<RequestBody>) {
-        if sender.is_closed() {
-            return;
-        }
+    pub(super) fn put(&self, conn: Box<Http1Conn>) {
         let mut idle = lock(&self.idle);
         if idle.len() >= MAX_IDLE {
             idle.remove(0);
         }
         idle.push(Idle {
-            sender,
+            conn,
             since: Instant::now(),
         });
+    }
+
+    /// Closes the idle connections the target closed, or that were idle too long; returns how
+    /// many. Nobody runs an idle connection, so without this a connection the target closed
+    /// would wait in the pool (its socket half-closed) until it is taken.
+    fn sweep(&self, now: Instant) -> usize {
+        let mut idle = lock(&self.idle);
+        let before = idle.len();
+        idle.retain_mut(|entry| {
+            now.saturating_duration_since(entry.since) < IDLE_TIMEOUT && entry.conn.ready_now()
+        });
+        before - idle.len()
     }
 
     /// Opens a new connection: TCP, then TLS for an `https` target, then HTTP/2 (h2c, or
@@ -164,10 +178,11 @@ impl TargetPool {
             .await
             .map_err(|_| ConnectError::Timeout)??;
         if !h2 {
-            return match transport {
-                Transport::Plain(io) => http1_handshake(TokioIo::new(io)).await,
-                Transport::Tls(io) => http1_handshake(TokioIo::new(io)).await,
+            let stream = match transport {
+                Transport::Plain(io) => Stream::Plain(io),
+                Transport::Tls(io) => Stream::Tls(io),
             };
+            return Ok(Connection::Http1(Box::new(Http1Conn::new(stream))));
         }
         let sender = match transport {
             Transport::Plain(io) => http2_handshake(TokioIo::new(io)).await?,
@@ -203,23 +218,6 @@ pub(super) async fn open_transport(
             Ok((Transport::Tls(Box::new(stream)), h2))
         }
     }
-}
-
-async fn http1_handshake<I>(io: I) -> Result<Connection, ConnectError>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, connection) = http1::Builder::new()
-        .max_headers(256)
-        .handshake(io)
-        .await
-        .map_err(ConnectError::Handshake)?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!(%err, "upstream connection ended with an error");
-        }
-    });
-    Ok(Connection::Http1(sender))
 }
 
 async fn http2_handshake<I>(io: I) -> Result<http2::SendRequest<RequestBody>, ConnectError>
@@ -262,20 +260,34 @@ async fn connect(authority: &Authority) -> io::Result<TcpStream> {
     Err(last)
 }
 
-/// An HTTP/1.1 connection lent to one exchange; give it back when the response body ended.
+/// An HTTP/1.1 connection lent to one exchange; the response body reads from it and gives it
+/// back when it ended.
 pub struct Lease {
-    sender: http1::SendRequest<RequestBody>,
+    conn: Box<Http1Conn>,
     pool: Arc<TargetPool>,
 }
 
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Lease {
-    pub(super) fn new(sender: http1::SendRequest<RequestBody>, pool: Arc<TargetPool>) -> Self {
-        Self { sender, pool }
+    pub(super) fn new(conn: Box<Http1Conn>, pool: Arc<TargetPool>) -> Self {
+        Self { conn, pool }
+    }
+
+    /// The connection, to read the body from.
+    pub(super) fn conn(&mut self) -> &mut Http1Conn {
+        &mut self.conn
     }
 
     /// The exchange is complete: the connection may serve another request.
     pub fn release(self) {
-        self.pool.put(self.sender);
+        self.pool.put(self.conn);
     }
 }
 
@@ -324,5 +336,33 @@ impl ClientPools {
                     .collect()
             })
             .clone()
+    }
+
+    /// Closes every pool's idle connections that the target closed or that were idle too
+    /// long; returns how many.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let pools: Vec<WorkerPools> = lock(&self.targets).values().cloned().collect();
+        pools
+            .iter()
+            .flat_map(|pools| pools.iter())
+            .map(|pool| pool.sweep(now))
+            .sum()
+    }
+
+    /// Sweeps the pools every [`SWEEP_EVERY`] until `shutdown`.
+    pub async fn sweep_every(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    let closed = self.sweep(Instant::now());
+                    if closed > 0 {
+                        tracing::debug!(closed, "idle upstream connections closed");
+                    }
+                }
+            }
+        }
     }
 }

@@ -195,7 +195,6 @@ async fn send(
                 answer.answered,
             );
             let (_, body) = answer.response.into_parts();
-            let body = GatewayBody::stream(body, answer.lease);
             let _ = tokio::time::timeout(service.request_timeout, drain(body)).await;
         }
         Err(failure) => {

@@ -1,0 +1,317 @@
+//! Reading a response head, and how its body is framed and whether the connection stays
+//! open after it (RFC 9112 §6.3, §9.3).
+
+use std::mem::MaybeUninit;
+
+use bytes::{Buf, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version, response};
+use smallvec::SmallVec;
+
+use super::Invalid;
+
+/// Most header lines a response head may have (as hyper's `max_headers(256)` was).
+pub(super) const MAX_HEADERS: usize = 256;
+/// Largest response head accepted, interim (1xx) heads included.
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body: a response to HEAD, a 204 or a 304.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the target closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    /// Status, version and headers.
+    pub parts: response::Parts,
+    /// How the body that follows is delimited.
+    pub framing: ResponseFraming,
+    /// Whether the connection may carry another request once the body has been read.
+    pub keep_alive: bool,
+}
+
+/// Parses a final response head from the front of `buf`, consuming it (and any interim 1xx
+/// heads before it). `Ok(None)`: the head is not complete yet. `head_request`: the request
+/// was a HEAD, so the response has no body whatever its headers say.
+pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Invalid> {
+    loop {
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buf,
+            &mut headers,
+        );
+        let len = match parsed {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > MAX_HEAD_BYTES {
+                    return Err(Invalid::HeadTooLarge);
+                }
+                return Ok(None);
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(Invalid::TooManyHeaders),
+            Err(err) => return Err(Invalid::Head(err)),
+        };
+        let code = response.code.unwrap_or_default();
+        let status = StatusCode::from_u16(code).map_err(|_| Invalid::Status(code))?;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            // The gateway never asks to switch protocols.
+            return Err(Invalid::UnaskedUpgrade);
+        }
+        if status.is_informational() {
+            // 100 Continue, 103 Early Hints…: interim, the final answer follows.
+            buf.advance(len);
+            continue;
+        }
+        let version = match response.version {
+            Some(0) => Version::HTTP_10,
+            _ => Version::HTTP_11,
+        };
+        // The header values share the head's bytes, split off the read buffer (no copy).
+        let start = buf.as_ptr() as usize;
+        let mut lines: SmallVec<[(HeaderName, usize, usize); 24]> = SmallVec::new();
+        for header in response.headers.iter() {
+            let name =
+                HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| Invalid::HeaderName)?;
+            let offset = header.value.as_ptr() as usize - start;
+            lines.push((name, offset, offset + header.value.len()));
+        }
+        let text = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(lines.len() + 8);
+        for (name, from, to) in lines {
+            let value = HeaderValue::from_maybe_shared(text.slice(from..to))
+                .map_err(|_| Invalid::HeaderValue)?;
+            headers.append(name, value);
+        }
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.status = status;
+        parts.version = version;
+        let framing = framing(&mut headers, status, head_request)?;
+        let keep_alive = framing != ResponseFraming::UntilClose && keeps_alive(&headers, version);
+        parts.headers = headers;
+        return Ok(Some(Head {
+            parts,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// The body's framing (RFC 9112 §6.3). With `Transfer-Encoding`, `Content-Length` is
+/// removed: it does not describe what is on the wire.
+fn framing(
+    headers: &mut HeaderMap,
+    status: StatusCode,
+    head_request: bool,
+) -> Result<ResponseFraming, Invalid> {
+    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(ResponseFraming::Empty);
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        headers.remove(CONTENT_LENGTH);
+        let last = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|coding| !coding.is_empty());
+        return Ok(match last {
+            Some(coding) if coding.eq_ignore_ascii_case("chunked") => ResponseFraming::Chunked,
+            _ => ResponseFraming::UntilClose,
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        let text = value.to_str().map_err(|_| Invalid::ContentLength)?;
+        for part in text.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Invalid::ContentLength);
+            }
+            let n: u64 = part.parse().map_err(|_| Invalid::ContentLength)?;
+            // The same length repeated is one length; two different ones are an error.
+            if length.is_some_and(|seen| seen != n) {
+                return Err(Invalid::ContentLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(n) => ResponseFraming::Length(n),
+        None => ResponseFraming::UntilClose,
+    })
+}
+
+/// Whether the target keeps the connection open: HTTP/1.1 unless `Connection: close`,
+/// HTTP/1.0 only with `Connection: keep-alive`.
+fn keeps_alive(headers: &HeaderMap, version: Version) -> bool {
+    let has = |token: &str| {
+        headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if version == Version::HTTP_11 {
+        !has("close")
+    } else {
+        has("keep-alive")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
+mod tests {
+    use super::*;
+
+    fn parse_all(text: &str, head_request: bool) -> (Result<Option<Head>, Invalid>, BytesMut) {
+        let mut buf = BytesMut::from(text.as_bytes());
+        let parsed = parse(&mut buf, head_request);
+        (parsed, buf)
+    }
+
+    fn final_head(text: &str) -> Head {
+        match parse_all(text, false).0 {
+            Ok(Some(head)) => head,
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_head_is_parsed_and_consumed() {
+        let (parsed, rest) = parse_all(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+            false,
+        );
+        let head = parsed.unwrap().unwrap();
+        assert_eq!(head.parts.status, StatusCode::OK);
+        assert_eq!(head.parts.version, Version::HTTP_11);
+        assert_eq!(head.parts.headers["content-type"], "text/plain");
+        assert_eq!(head.framing, ResponseFraming::Length(5));
+        assert!(head.keep_alive);
+        assert_eq!(&rest[..], b"hello");
+    }
+
+    #[test]
+    fn an_incomplete_head_waits_and_consumes_nothing() {
+        let (parsed, rest) = parse_all("HTTP/1.1 200 OK\r\nContent-Le", false);
+        assert!(matches!(parsed, Ok(None)));
+        assert_eq!(rest.len(), 27);
+    }
+
+    #[test]
+    fn interim_heads_are_skipped() {
+        let head = final_head(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(head.parts.status, StatusCode::CREATED);
+        assert!(!head.parts.headers.contains_key("link"));
+    }
+
+    #[test]
+    fn an_unasked_switch_is_refused() {
+        let (parsed, _) = parse_all("HTTP/1.1 101 Switching Protocols\r\n\r\n", false);
+        assert!(matches!(parsed, Err(Invalid::UnaskedUpgrade)));
+    }
+
+    #[test]
+    fn no_body_for_head_204_and_304() {
+        let (parsed, _) = parse_all("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true);
+        let head = parsed.unwrap().unwrap();
+        assert_eq!(head.framing, ResponseFraming::Empty);
+        assert_eq!(head.parts.headers[CONTENT_LENGTH], "9");
+        for status in [204, 304] {
+            let head = final_head(&format!("HTTP/1.1 {status} X\r\nContent-Length: 3\r\n\r\n"));
+            assert_eq!(head.framing, ResponseFraming::Empty);
+        }
+    }
+
+    #[test]
+    fn chunked_wins_over_content_length_which_goes() {
+        let head = final_head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        );
+        assert_eq!(head.framing, ResponseFraming::Chunked);
+        assert!(!head.parts.headers.contains_key(CONTENT_LENGTH));
+        let head = final_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert_eq!(head.framing, ResponseFraming::UntilClose);
+        assert!(!head.keep_alive);
+    }
+
+    #[test]
+    fn lengths_must_agree_and_be_digits() {
+        let head =
+            final_head("HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\nContent-Length: 4\r\n\r\n");
+        assert_eq!(head.framing, ResponseFraming::Length(4));
+        for bad in ["4, 5", "-1", "+4", "0x4", "", "99999999999999999999999"] {
+            let text = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+            assert!(
+                matches!(parse_all(&text, false).0, Err(Invalid::ContentLength)),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_length_means_until_close() {
+        let head = final_head("HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(head.framing, ResponseFraming::UntilClose);
+        assert!(!head.keep_alive);
+    }
+
+    #[test]
+    fn keep_alive_follows_version_and_connection() {
+        assert!(
+            !final_head("HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n")
+                .keep_alive
+        );
+        assert!(!final_head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
+        let head =
+            final_head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
+        assert!(head.keep_alive);
+        assert_eq!(head.parts.version, Version::HTTP_10);
+    }
+
+    #[test]
+    fn malformed_heads_are_errors() {
+        for bad in [
+            "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nFolded: a\r\n b\r\n\r\n",
+            "HTTP/2 200 OK\r\n\r\n",
+            "HTTP/1.1 99 Low\r\n\r\n",
+            "garbage\r\n\r\n",
+        ] {
+            assert!(parse_all(bad, false).0.is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn limits_hold() {
+        let mut many = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..=MAX_HEADERS {
+            many.push_str(&format!("x-{i}: v\r\n"));
+        }
+        many.push_str("\r\n");
+        assert!(matches!(
+            parse_all(&many, false).0,
+            Err(Invalid::TooManyHeaders)
+        ));
+        let long = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_HEAD_BYTES));
+        assert!(matches!(
+            parse_all(&long, false).0,
+            Err(Invalid::HeadTooLarge)
+        ));
+    }
+}
