@@ -18,6 +18,7 @@ pub mod router;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod sweep;
 pub mod template;
 pub mod upstream;
 

@@ -110,47 +110,36 @@ async fn get_n(gw: &gatehouse::app::Gatehouse, path: &str, n: usize) -> Vec<(u16
     answers
 }
 
+/// Sends `n` GETs through the gateway to an upstream answering `answer`, checks that each is
+/// a 200 with `body`, and returns how many connections the upstream accepted.
+async fn connections_for(answer: &'static str, n: usize, body: &str) -> usize {
+    let (addr, seen) = scripted(answer).await;
+    let gw = gateway_to(addr).await;
+    for got in get_n(&gw, "/x", n).await {
+        assert_eq!(got, (200, body.to_owned()));
+    }
+    seen.lock().expect("lock").connections
+}
+
 #[tokio::test]
 async fn a_chunked_answer_is_decoded_and_the_connection_kept() {
-    let (addr, seen) = scripted(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n",
-    )
-    .await;
-    let gw = gateway_to(addr).await;
-    for answer in get_n(&gw, "/c", 3).await {
-        assert_eq!(answer, (200, "hello world".to_owned()));
-    }
-    assert_eq!(seen.lock().expect("lock").connections, 1);
+    let answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n";
+    assert_eq!(connections_for(answer, 3, "hello world").await, 1);
 }
 
 #[tokio::test]
 async fn an_answer_without_length_runs_until_the_upstream_closes() {
-    let (addr, seen) =
-        scripted("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end").await;
-    let gw = gateway_to(addr).await;
-    for answer in get_n(&gw, "/eof", 2).await {
-        assert_eq!(answer, (200, "to the end".to_owned()));
-    }
+    let answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end";
     // Such a connection cannot carry another request.
-    assert_eq!(seen.lock().expect("lock").connections, 2);
+    assert_eq!(connections_for(answer, 2, "to the end").await, 2);
 }
 
 #[tokio::test]
 async fn connection_close_is_honoured_and_keep_alive_reused() {
-    let (addr, seen) =
-        scripted("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok").await;
-    let gw = gateway_to(addr).await;
-    for answer in get_n(&gw, "/x", 3).await {
-        assert_eq!(answer, (200, "ok".to_owned()));
-    }
-    assert_eq!(seen.lock().expect("lock").connections, 3);
-
-    let (addr, seen) = scripted("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-    let gw = gateway_to(addr).await;
-    for answer in get_n(&gw, "/x", 3).await {
-        assert_eq!(answer, (200, "ok".to_owned()));
-    }
-    assert_eq!(seen.lock().expect("lock").connections, 1);
+    let closing = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+    assert_eq!(connections_for(closing, 3, "ok").await, 3);
+    let kept = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    assert_eq!(connections_for(kept, 3, "ok").await, 1);
 }
 
 #[tokio::test]

@@ -267,19 +267,8 @@ impl LocalStore {
 
     /// Sweeps every [`SWEEP_EVERY`] until `shutdown`.
     pub async fn sweep_every(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(SWEEP_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {
-                    let dropped = self.sweep(Instant::now());
-                    if dropped > 0 {
-                        tracing::debug!(dropped, "rate-limit counters of idle keys dropped");
-                    }
-                }
-            }
-        }
+        let what = "rate-limit counters of idle keys dropped";
+        crate::sweep::every(SWEEP_EVERY, shutdown, what, |now| self.sweep(now)).await;
     }
 
     /// Checks synchronously (the local store never waits).

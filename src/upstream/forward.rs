@@ -115,7 +115,7 @@ pub async fn exchange(
                         Ok(result) => result?,
                     }
                 }
-                Ok(Err(err)) => return Err(send_error(&err, url)),
+                Ok(Err(err)) => return Err(exchange_error(&err, url)),
             }
         }
         Connection::Http2(mut sender) => {
@@ -174,7 +174,7 @@ async fn resend_fresh(
     };
     match conn.send(request).await {
         Ok(answer) => Ok(respond_http1(endpoint, conn, answer)),
-        Err(err) => Err(send_error(&err, url)),
+        Err(err) => Err(exchange_error(&err, url)),
     }
 }
 
@@ -273,33 +273,10 @@ fn connect_error(err: ConnectError, url: &str) -> Failure {
     }
 }
 
-/// Maps a failed HTTP/1.1 exchange to what the client is told, as [`exchange_error`].
-fn send_error(err: &SendError, url: &str) -> Failure {
-    let cause = format!("{url}: {}", chain(err));
-    if let SendError::Body(body) = err
-        && is_body_too_large(body.as_ref())
-    {
-        return Failure {
-            outcome: Outcome::Client,
-            error: GatewayError::payload_too_large()
-                .closing()
-                .with_cause(cause),
-        };
-    }
-    Failure {
-        outcome: Outcome::Reset,
-        error: GatewayError::new(
-            ErrorKind::BadGateway,
-            "the upstream service failed to answer",
-        )
-        .with_cause(cause),
-    }
-}
-
-/// Maps a failed exchange to what the client is told: 413 when our body limit cut the
-/// request (not the target's failure), 502 for everything else (reset, closed, invalid
-/// response).
-fn exchange_error(err: &hyper::Error, url: &str) -> Failure {
+/// Maps a failed exchange (hyper's HTTP/2, or our HTTP/1.1 client's) to what the client is
+/// told: 413 when our body limit cut the request (not the target's failure), 502 for
+/// everything else (reset, closed, invalid response).
+fn exchange_error(err: &(dyn StdError + 'static), url: &str) -> Failure {
     let cause = format!("{url}: {}", chain(err));
     if is_body_too_large(err) {
         return Failure {

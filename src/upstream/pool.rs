@@ -351,18 +351,7 @@ impl ClientPools {
 
     /// Sweeps the pools every [`SWEEP_EVERY`] until `shutdown`.
     pub async fn sweep_every(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(SWEEP_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {
-                    let closed = self.sweep(Instant::now());
-                    if closed > 0 {
-                        tracing::debug!(closed, "idle upstream connections closed");
-                    }
-                }
-            }
-        }
+        let what = "idle upstream connections closed";
+        crate::sweep::every(SWEEP_EVERY, shutdown, what, |now| self.sweep(now)).await;
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! hyper's client runs each connection as a task of its own, fed through a channel: every
 //! exchange wakes that task, and is woken back through a second channel, with the body
-//! through a third. At proxy rates that machinery cost more than the HTTP itself (about a
-//! quarter of the gateway's CPU per request on the bench). Here the exchange runs inside the
+//! through a third. At proxy rates that machinery cost about 1.3 µs of the ~8 µs of user CPU
+//! the gateway spent per request on the stacked bench route. Here the exchange runs inside the
 //! request's own task, as in nginx or Pingora: [`Http1Conn::send`] writes the request and
 //! reads the response head; the body ([`Http1Body`]) reads the rest as the client takes it,
 //! and gives the connection back to its pool at the end. A body that was already read with
