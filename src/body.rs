@@ -154,6 +154,16 @@ pub fn is_body_too_large(err: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+/// A request body as the client sent it: hyper's stream, or none at all (the gateway's own
+/// HTTP/1.1 loop, `server::h1`, takes only requests without a body).
+#[derive(Debug)]
+pub enum IncomingBody {
+    /// No body.
+    Empty,
+    /// A body hyper reads from the connection.
+    Hyper(Incoming),
+}
+
 pin_project! {
     /// A client's request body on its way upstream: streamed, cut off with [`BodyTooLarge`]
     /// past the route's limit, and counted for the access log; or bytes a step buffered (and
@@ -171,9 +181,13 @@ pin_project! {
 
 impl RequestBody {
     /// Streams `inner`, allowing at most `limit` bytes; adds what passes to `counter`.
-    pub fn new(inner: Incoming, limit: u64, counter: Option<Arc<AtomicU64>>) -> Self {
+    pub fn new(inner: IncomingBody, limit: u64, counter: Option<Arc<AtomicU64>>) -> Self {
+        let inner = match inner {
+            IncomingBody::Empty => None,
+            IncomingBody::Hyper(body) => Some(body),
+        };
         Self {
-            inner: Some(inner),
+            inner,
             remaining: limit,
             counter,
             full: None,

@@ -30,10 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderValue, Request, Response, Uri};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use crate::body::{GatewayBody, RequestBody};
+use crate::body::{GatewayBody, IncomingBody, RequestBody};
 use crate::error::{ErrorKind, GatewayError};
 use crate::observability::access_log::AccessEntry;
 use crate::router::{RequestView, RouteMatch, normalize_path};
@@ -114,7 +113,7 @@ impl Gateway {
     /// Serves one request from `conn`. Never fails: every error becomes a response.
     pub async fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<IncomingBody>,
         conn: Arc<ConnContext>,
     ) -> Response<ClientBody> {
         conn.activity.on_request_start();
@@ -203,7 +202,7 @@ impl Gateway {
     async fn process<'rt>(
         &self,
         runtime: &'rt Runtime,
-        mut request: Request<Incoming>,
+        mut request: Request<IncomingBody>,
         conn: &ConnContext,
         ctx: &mut RequestContext<'rt>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
@@ -350,7 +349,7 @@ impl Gateway {
         runtime: &Runtime,
         plan: &ForwardPlan,
         route: &RoutePlan,
-        request: Request<Incoming>,
+        request: Request<IncomingBody>,
         path: String,
         conn: &ConnContext,
         ctx: &mut RequestContext<'_>,

@@ -14,7 +14,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::activity::{ConnActivity, Verdict};
+use super::h1;
 use super::io::WatchedIo;
+use crate::body::IncomingBody;
 use crate::pipeline::Gateway;
 
 /// What the request pipeline knows of the connection a request came on.
@@ -70,7 +72,14 @@ pub(super) async fn serve_connection<S>(
         client_cn: accepted.client_cn,
         activity: activity.clone(),
     });
-    let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+    let mut io = WatchedIo::new(stream, activity.clone());
+    // Ordinary HTTP/1.1 requests are served by the gateway's own loop; hyper takes the
+    // connection at the first request that loop leaves to it, with the bytes read so far.
+    let read = match h1::serve(&mut io, &gateway, &context, &shutdown).await {
+        h1::Outcome::Closed => return,
+        h1::Outcome::Handoff(read) => read,
+    };
+    let io = TokioIo::new(h1::Rewind::new(read, io));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -93,6 +102,7 @@ pub(super) async fn serve_connection<S>(
     let service = service_fn(move |request| {
         let gateway = gateway.clone();
         let context = context.clone();
+        let request = request.map(IncomingBody::Hyper);
         async move { Ok::<_, Infallible>(gateway.handle(request, context).await) }
     });
     let connection = builder.serve_connection_with_upgrades(io, service);

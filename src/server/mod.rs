@@ -5,6 +5,7 @@
 mod activity;
 mod connection;
 mod framing;
+mod h1;
 mod io;
 mod listener;
 mod parse_error;
