@@ -182,7 +182,9 @@ fn compact(headers: &HeaderMap) -> HeaderMap {
         text.extend_from_slice(value.as_bytes());
     }
     let text = text.freeze();
-    let mut copy = HeaderMap::with_capacity(headers.len());
+    // Room for the headers added on the way out (`X-Cache`, rate-limit fields, the request
+    // id): the answer's map is not grown again.
+    let mut copy = HeaderMap::with_capacity(headers.len() + 8);
     let mut at = 0;
     for (name, value) in headers {
         let end = at + value.len();

@@ -122,7 +122,9 @@ fn build(
     lines: &mut Vec<Line>,
 ) -> Option<Request<IncomingBody>> {
     let uri = Uri::from_maybe_shared(bytes.slice(path.0..path.1)).ok()?;
-    let mut headers = HeaderMap::with_capacity(lines.len());
+    // Room for the headers the pipeline adds on the way upstream (`X-Forwarded-*`,
+    // `X-Request-Id`, identity headers): the map is not grown on the hot path.
+    let mut headers = HeaderMap::with_capacity(lines.len() + 8);
     for (name, (start, end)) in lines.drain(..) {
         let value = HeaderValue::from_maybe_shared(bytes.slice(start..end)).ok()?;
         headers.append(name, value);
