@@ -142,9 +142,10 @@ impl Gateway {
             bytes_in: None,
         };
 
-        // Boxed: hyper keeps each connection's service future allocated while the connection
-        // lives, so the large state of routing and forwarding is allocated per request instead
-        // of being held by every idle keep-alive connection.
+        // Boxed: the connection's task (the own HTTP/1.1 loop, or hyper's dispatcher) holds
+        // this future's state for as long as the connection lives, so the large state of
+        // routing and forwarding is allocated per request instead of being held by every idle
+        // keep-alive connection.
         let processed = Box::pin(self.process(&runtime, request, &conn, &mut ctx)).await;
         let mut response = match processed {
             Ok(response) => response,
