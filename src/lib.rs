@@ -12,6 +12,7 @@ pub mod body;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod http1;
 pub mod observability;
 pub mod pipeline;
 pub mod router;

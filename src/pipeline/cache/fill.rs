@@ -16,6 +16,7 @@ use super::store::{CacheStore, CachedResponse};
 use super::{CacheKey, Leader, RouteCache, Verdict, X_CACHE, policy};
 use crate::body::GatewayBody;
 use crate::error::{ErrorKind, GatewayError};
+use crate::http1;
 
 /// What the step still has to do once the upstream answered.
 pub struct Pending {
@@ -147,7 +148,7 @@ impl Fill {
         // rule); otherwise it is set to what is stored.
         let declared_right =
             declared == Some(body.len() as u64) && parts.headers.contains_key(CONTENT_LENGTH);
-        if body_allowed(parts.status) && !declared_right {
+        if http1::body_allowed(parts.status) && !declared_right {
             parts
                 .headers
                 .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
@@ -236,13 +237,6 @@ fn mark(mut response: Response<GatewayBody>, verdict: Verdict) -> Response<Gatew
 
 fn bypass_value() -> HeaderValue {
     HeaderValue::from_static("BYPASS")
-}
-
-/// Whether a response with `status` may carry a body (and so `Content-Length`).
-fn body_allowed(status: StatusCode) -> bool {
-    !(status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED)
 }
 
 #[cfg(test)]

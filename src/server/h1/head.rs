@@ -3,22 +3,16 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRAILER, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
+use http::header::{CONTENT_LENGTH, DATE, TRAILER, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, Method, Request, StatusCode, Uri, Version};
 
 use super::date;
 use crate::body::IncomingBody;
+use crate::http1::{self, HeadLines};
 
 /// Header lines a head may have to be taken here; hyper takes longer heads (up to its own
 /// limit of 1,024).
 const MAX_HEADERS: usize = 64;
-
-/// What a request head says beyond the request itself.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Asks {
-    /// `Connection: close`: the connection ends after the response.
-    pub(super) close: bool,
-}
 
 /// The outcome of parsing the bytes read so far.
 #[derive(Debug)]
@@ -29,22 +23,22 @@ pub(super) struct Asks {
 pub(super) enum Parsed {
     /// The head is not complete yet.
     Partial,
-    /// A request the loop serves; its head has been taken off the buffer.
-    Request(Request<IncomingBody>, Asks),
+    /// A request the loop serves; its head has been taken off the buffer. `close`: it said
+    /// `Connection: close`, so the connection ends after the response.
+    Request {
+        request: Request<IncomingBody>,
+        close: bool,
+    },
     /// Anything else (a body, an upgrade, `Expect`, HEAD, CONNECT, HTTP/1.0, a malformed or
     /// very long head, HTTP/2's preface): hyper serves the connection from this byte on. The
     /// buffer is left as it was.
     Handoff,
 }
 
-/// A header's name, and where its value is in the head.
-pub(super) type Line = (HeaderName, (usize, usize));
-
 /// Parses the head at the start of `buf`. A request without a body, on HTTP/1.1, with no
 /// upgrade or expectation, is taken: the head is split off `buf` (the request's header values
-/// share its bytes) and the rest, a pipelined request, stays. `lines` is scratch space, kept
-/// by the connection so that a head costs no allocation for it.
-pub(super) fn parse(buf: &mut BytesMut, lines: &mut Vec<Line>) -> Parsed {
+/// share its bytes) and the rest, a pipelined request, stays.
+pub(super) fn parse(buf: &mut BytesMut) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut []);
     let len = match head.parse_with_uninit_headers(buf, &mut slots) {
@@ -64,15 +58,10 @@ pub(super) fn parse(buf: &mut BytesMut, lines: &mut Vec<Line>) -> Parsed {
     if method == Method::HEAD || method == Method::CONNECT {
         return Parsed::Handoff;
     }
-    let base = buf.as_ptr() as usize;
-    let span = |bytes: &[u8]| {
-        let start = bytes.as_ptr() as usize - base;
-        (start, start + bytes.len())
-    };
-    let path = span(path.as_bytes());
-    let mut asks = Asks::default();
+    let path = http1::span(buf, path.as_bytes());
+    let mut close = false;
     let mut has_length = false;
-    lines.clear();
+    let mut lines = HeadLines::new();
     for header in head.headers.iter() {
         let Ok(name) = HeaderName::from_bytes(header.name.as_bytes()) else {
             return Parsed::Handoff;
@@ -87,22 +76,19 @@ pub(super) fn parse(buf: &mut BytesMut, lines: &mut Vec<Line>) -> Parsed {
                 has_length = true;
             }
             "connection" => {
-                for token in header.value.split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    if token.eq_ignore_ascii_case(b"close") {
-                        asks.close = true;
-                    } else if token.eq_ignore_ascii_case(b"upgrade") {
-                        return Parsed::Handoff;
-                    }
+                if http1::has_token(header.value, "upgrade") {
+                    return Parsed::Handoff;
                 }
+                close |= http1::has_token(header.value, "close");
             }
             _ => {}
         }
-        lines.push((name, span(header.value)));
+        let (start, end) = http1::span(buf, header.value);
+        lines.push((name, start, end));
     }
     let bytes = buf.split_to(len).freeze();
     match build(&bytes, method, path, lines) {
-        Some(request) => Parsed::Request(request, asks),
+        Some(request) => Parsed::Request { request, close },
         None => {
             // Put the head back for hyper (which answers the invalid request itself).
             let mut whole = BytesMut::with_capacity(bytes.len() + buf.len());
@@ -119,16 +105,12 @@ fn build(
     bytes: &Bytes,
     method: Method,
     path: (usize, usize),
-    lines: &mut Vec<Line>,
+    lines: HeadLines,
 ) -> Option<Request<IncomingBody>> {
     let uri = Uri::from_maybe_shared(bytes.slice(path.0..path.1)).ok()?;
     // Room for the headers the pipeline adds on the way upstream (`X-Forwarded-*`,
     // `X-Request-Id`, identity headers): the map is not grown on the hot path.
-    let mut headers = HeaderMap::with_capacity(lines.len() + 8);
-    for (name, (start, end)) in lines.drain(..) {
-        let value = HeaderValue::from_maybe_shared(bytes.slice(start..end)).ok()?;
-        headers.append(name, value);
-    }
+    let headers = http1::header_map(bytes, lines, 8)?;
     let mut request = Request::new(IncomingBody::Empty);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -148,33 +130,18 @@ pub(super) enum Framing {
     Chunked,
 }
 
-/// Whether a response with `status` may carry a body, and `Content-Length`.
-fn body_allowed(status: StatusCode) -> bool {
-    !(status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED)
-}
-
-/// Whether `headers` ask to close the connection.
-pub(super) fn says_close(headers: &HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
-}
-
 /// Writes the head of a response with `status` and `headers` into `out`, as hyper's server
 /// does (lower-case names, `Date` when missing, `Connection: close` when the connection
-/// ends), and returns how its body is framed. `exact` is the body's exact length, when known.
+/// ends), and returns how its body is framed and whether the connection ends after it:
+/// `closing` (the gateway's reasons), or the response's own `Connection: close`. `exact` is
+/// the body's exact length, when known.
 pub(super) fn encode(
     status: StatusCode,
     headers: &HeaderMap,
     exact: Option<u64>,
     closing: bool,
     out: &mut Vec<u8>,
-) -> Framing {
+) -> (Framing, bool) {
     out.clear();
     if status == StatusCode::OK {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
@@ -185,35 +152,31 @@ pub(super) fn encode(
         out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let allowed = body_allowed(status);
+    let allowed = http1::body_allowed(status);
     let mut framing = None;
     for (name, value) in headers {
         if *name == CONTENT_LENGTH || *name == TRANSFER_ENCODING {
+            // The first framing header decides; none goes out where no body may follow.
             if !allowed || framing.is_some() {
                 continue;
             }
-            framing = Some(if *name == CONTENT_LENGTH {
-                match std::str::from_utf8(value.as_bytes())
-                    .ok()
-                    .and_then(|text| text.trim().parse().ok())
-                {
-                    Some(len) => Framing::Length(len),
-                    None => continue,
-                }
-            } else {
-                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-                Framing::Chunked
-            });
             if *name == TRANSFER_ENCODING {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                framing = Some(Framing::Chunked);
                 continue;
             }
+            let Some(len) = std::str::from_utf8(value.as_bytes())
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+            else {
+                continue;
+            };
+            framing = Some(Framing::Length(len));
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        http1::push_field(out, name, value);
     }
-    if closing && !says_close(headers) {
+    let says_close = http1::connection_has(headers, "close");
+    if closing && !says_close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     let framing = if !allowed {
@@ -235,7 +198,7 @@ pub(super) fn encode(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    framing
+    (framing, closing || says_close)
 }
 
 /// The trailer fields a response declares (`Trailer`), lower-cased; hyper sends only those.
@@ -253,10 +216,11 @@ pub(super) fn declared_trailers(headers: &HeaderMap) -> Vec<HeaderName> {
 #[allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn parsed(text: &str) -> (Parsed, BytesMut) {
         let mut buf = BytesMut::from(text);
-        let parsed = parse(&mut buf, &mut Vec::new());
+        let parsed = parse(&mut buf);
         (parsed, buf)
     }
 
@@ -264,7 +228,7 @@ mod tests {
     fn takes_a_bodyless_request_and_leaves_the_next() {
         let (parsed, rest) =
             parsed("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Multi: 1\r\nx-multi: 2\r\n\r\nGET /next");
-        let Parsed::Request(request, asks) = parsed else {
+        let Parsed::Request { request, close } = parsed else {
             panic!("not taken: {parsed:?}");
         };
         assert_eq!(request.method(), Method::GET);
@@ -272,7 +236,7 @@ mod tests {
         assert_eq!(request.headers()["host"], "x");
         let multi: Vec<_> = request.headers().get_all("x-multi").iter().collect();
         assert_eq!(multi, ["1", "2"]);
-        assert!(!asks.close);
+        assert!(!close);
         assert_eq!(&rest[..], b"GET /next");
     }
 
@@ -287,7 +251,7 @@ mod tests {
     #[test]
     fn connection_close_is_noted() {
         let (parsed, _) = parsed("DELETE /x HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n");
-        assert!(matches!(parsed, Parsed::Request(_, Asks { close: true })));
+        assert!(matches!(parsed, Parsed::Request { close: true, .. }));
     }
 
     #[test]
@@ -315,7 +279,7 @@ mod tests {
     #[test]
     fn an_empty_body_said_once_is_taken() {
         let (parsed, _) = parsed("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-        assert!(matches!(parsed, Parsed::Request(..)));
+        assert!(matches!(parsed, Parsed::Request { close: false, .. }));
     }
 
     fn head(status: u16, headers: &[(&str, &str)], exact: Option<u64>, closing: bool) -> String {
@@ -328,7 +292,7 @@ mod tests {
         }
         map.insert(DATE, HeaderValue::from_static("D"));
         let mut out = Vec::new();
-        let framing = encode(
+        let (framing, _) = encode(
             StatusCode::from_u16(status).unwrap(),
             &map,
             exact,
@@ -360,5 +324,17 @@ mod tests {
             head(599, &[("connection", "close")], Some(0), true),
             "Length(0)|HTTP/1.1 599 <none>\r\nconnection: close\r\ndate: D\r\ncontent-length: 0\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn the_connection_ends_when_the_gateway_or_the_response_says_so() {
+        let ends = |headers: HeaderMap, closing: bool| {
+            encode(StatusCode::OK, &headers, Some(0), closing, &mut Vec::new()).1
+        };
+        assert!(!ends(HeaderMap::new(), false));
+        assert!(ends(HeaderMap::new(), true));
+        let mut close = HeaderMap::new();
+        close.insert("connection", HeaderValue::from_static("Close"));
+        assert!(ends(close, false));
     }
 }

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::activity::Verdict;
 use super::connection::ConnContext;
+use crate::http1::{self, ChunkSize};
 use crate::pipeline::Gateway;
 use crate::pipeline::exchange::ClientBody;
 use head::{Framing, Parsed};
@@ -60,15 +61,14 @@ where
     let activity = &context.activity;
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut out = Vec::with_capacity(1024);
-    let mut lines = Vec::new();
     let watchdog =
         tokio::time::sleep_until(activity.first_check(limits.idle_timeout, limits.header_timeout));
     tokio::pin!(watchdog);
     loop {
-        let (request, asks) = loop {
+        let (request, close) = loop {
             if !buf.is_empty() {
-                match head::parse(&mut buf, &mut lines) {
-                    Parsed::Request(request, asks) => break (request, asks),
+                match head::parse(&mut buf) {
+                    Parsed::Request { request, close } => break (request, close),
                     Parsed::Handoff => return Outcome::Handoff(buf.freeze()),
                     Parsed::Partial if buf.len() >= MAX_HEAD => {
                         return Outcome::Handoff(buf.freeze());
@@ -97,7 +97,7 @@ where
             }
         };
         let response = gateway.handle(request, context.clone()).await;
-        let closing = asks.close || shutdown.is_cancelled();
+        let closing = close || shutdown.is_cancelled();
         match respond(io, response, closing, &mut out).await {
             Ok(true) => {}
             Ok(false) | Err(_) => {
@@ -119,8 +119,7 @@ where
     S: AsyncWrite + Unpin,
 {
     let (parts, mut body) = response.into_parts();
-    let closing = closing || head::says_close(&parts.headers);
-    let framing = head::encode(
+    let (framing, closing) = head::encode(
         parts.status,
         &parts.headers,
         body.size_hint().exact(),
@@ -160,18 +159,15 @@ where
                 match frame.into_data() {
                     Ok(data) if data.is_empty() => {}
                     Ok(data) => {
-                        let mut size = [0u8; 18];
-                        let size = chunk_size(data.len(), &mut size);
-                        send(io, out, &mut head_sent, &[size, &data, b"\r\n"]).await?;
+                        let size = ChunkSize::new(data.len());
+                        let parts: [&[u8]; 3] = [size.as_bytes(), &data, b"\r\n"];
+                        send(io, out, &mut head_sent, &parts).await?;
                     }
                     Err(frame) => {
                         if let Ok(fields) = frame.into_trailers() {
                             for (name, value) in &fields {
                                 if allowed.iter().any(|a: &HeaderName| a == name) {
-                                    trailers.extend_from_slice(name.as_str().as_bytes());
-                                    trailers.extend_from_slice(b": ");
-                                    trailers.extend_from_slice(value.as_bytes());
-                                    trailers.extend_from_slice(b"\r\n");
+                                    http1::push_field(&mut trailers, name, value);
                                 }
                             }
                         }
@@ -216,34 +212,4 @@ where
         IoSlice::advance_slices(&mut slices, written);
     }
     Ok(())
-}
-
-/// The chunk-size line (hex digits, CRLF) of a chunk of `value` bytes, written in `buf`.
-fn chunk_size(mut value: usize, buf: &mut [u8; 18]) -> &[u8] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    buf[16] = b'\r';
-    buf[17] = b'\n';
-    let mut at = 16;
-    loop {
-        at -= 1;
-        buf[at] = HEX[value & 0xf];
-        value >>= 4;
-        if value == 0 {
-            break;
-        }
-    }
-    &buf[at..]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunk_sizes_are_hex_lines() {
-        let mut buf = [0; 18];
-        assert_eq!(chunk_size(0, &mut buf), b"0\r\n");
-        assert_eq!(chunk_size(255, &mut buf), b"ff\r\n");
-        assert_eq!(chunk_size(4096, &mut buf), b"1000\r\n");
-    }
 }

@@ -42,6 +42,7 @@ pub(super) use response::{Head, ResponseFraming};
 pub(super) use stream::Stream;
 
 use crate::body::{BoxError, RequestBody};
+use crate::http1::{self, ChunkSize};
 use request::BodyFraming;
 
 /// Room kept free in the read buffer before each read.
@@ -437,7 +438,9 @@ impl Writer {
                 ));
             }
             BodyFraming::Chunked => {
-                self.push(Bytes::from(request::chunk_size_line(data.len())));
+                self.push(Bytes::copy_from_slice(
+                    ChunkSize::new(data.len()).as_bytes(),
+                ));
                 self.push(data);
                 self.push(Bytes::from_static(b"\r\n"));
             }
@@ -455,10 +458,7 @@ impl Writer {
             BodyFraming::Chunked => {
                 let mut last = b"0\r\n".to_vec();
                 for (name, value) in self.trailers.iter().flatten() {
-                    last.extend_from_slice(name.as_str().as_bytes());
-                    last.extend_from_slice(b": ");
-                    last.extend_from_slice(value.as_bytes());
-                    last.extend_from_slice(b"\r\n");
+                    http1::push_field(&mut last, name, value);
                 }
                 last.extend_from_slice(b"\r\n");
                 self.push(Bytes::from(last));

@@ -4,6 +4,8 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use http_body::SizeHint;
 
+use crate::http1;
+
 /// How a request body goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BodyFraming {
@@ -65,17 +67,9 @@ pub(super) fn encode_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        http1::push_field(out, name, value);
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// The line that opens a chunk of `len` bytes.
-pub(super) fn chunk_size_line(len: usize) -> Vec<u8> {
-    format!("{len:X}\r\n").into_bytes()
 }
 
 #[cfg(test)]
@@ -148,11 +142,5 @@ mod tests {
             out,
             b"GET /users/42?x=1 HTTP/1.1\r\nhost: svc\r\naccept: a\r\naccept: b\r\n\r\n"
         );
-    }
-
-    #[test]
-    fn chunk_lines_are_hex() {
-        assert_eq!(chunk_size_line(255), b"FF\r\n");
-        assert_eq!(chunk_size_line(1), b"1\r\n");
     }
 }

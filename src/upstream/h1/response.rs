@@ -4,11 +4,11 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version, response};
-use smallvec::SmallVec;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, StatusCode, Version, response};
 
 use super::Invalid;
+use crate::http1::{self, HeadLines};
 
 /// Most header lines a response head may have (as hyper's `max_headers(256)` was).
 pub(super) const MAX_HEADERS: usize = 256;
@@ -78,21 +78,15 @@ pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Hea
             _ => Version::HTTP_11,
         };
         // The header values share the head's bytes, split off the read buffer (no copy).
-        let start = buf.as_ptr() as usize;
-        let mut lines: SmallVec<[(HeaderName, usize, usize); 24]> = SmallVec::new();
+        let mut lines = HeadLines::new();
         for header in response.headers.iter() {
             let name =
                 HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| Invalid::HeaderName)?;
-            let offset = header.value.as_ptr() as usize - start;
-            lines.push((name, offset, offset + header.value.len()));
+            let (start, end) = http1::span(buf, header.value);
+            lines.push((name, start, end));
         }
         let text = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(lines.len() + 8);
-        for (name, from, to) in lines {
-            let value = HeaderValue::from_maybe_shared(text.slice(from..to))
-                .map_err(|_| Invalid::HeaderValue)?;
-            headers.append(name, value);
-        }
+        let mut headers = http1::header_map(&text, lines, 8).ok_or(Invalid::HeaderValue)?;
         let (mut parts, ()) = http::Response::new(()).into_parts();
         parts.status = status;
         parts.version = version;
@@ -114,7 +108,8 @@ fn framing(
     status: StatusCode,
     head_request: bool,
 ) -> Result<ResponseFraming, Invalid> {
-    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+    // Interim (1xx) heads were skipped before.
+    if head_request || !http1::body_allowed(status) {
         return Ok(ResponseFraming::Empty);
     }
     if headers.contains_key(TRANSFER_ENCODING) {
@@ -156,18 +151,10 @@ fn framing(
 /// Whether the target keeps the connection open: HTTP/1.1 unless `Connection: close`,
 /// HTTP/1.0 only with `Connection: keep-alive`.
 fn keeps_alive(headers: &HeaderMap, version: Version) -> bool {
-    let has = |token: &str| {
-        headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
     if version == Version::HTTP_11 {
-        !has("close")
+        !http1::connection_has(headers, "close")
     } else {
-        has("keep-alive")
+        http1::connection_has(headers, "keep-alive")
     }
 }
 

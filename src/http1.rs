@@ -1,0 +1,131 @@
+//! HTTP/1.1 message pieces shared by the gateway's own server loop (`server::h1`) and its
+//! upstream client (`upstream::h1`): header maps over a parsed head's bytes, header and chunk
+//! lines on the wire, `Connection` tokens, and which responses carry a body.
+
+use bytes::Bytes;
+use http::header::CONNECTION;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use smallvec::SmallVec;
+
+/// The header lines of a parsed head: each name, and where its value lies in the head's
+/// bytes (start, end). Most heads fit inline.
+pub type HeadLines = SmallVec<[(HeaderName, usize, usize); 24]>;
+
+/// The header map of `lines`, whose values share `head` (the head's bytes, split off the read
+/// buffer: no copy), with room for `extra` headers more. `None` when a value is not valid.
+pub fn header_map(head: &Bytes, lines: HeadLines, extra: usize) -> Option<HeaderMap> {
+    let mut headers = HeaderMap::with_capacity(lines.len() + extra);
+    for (name, start, end) in lines {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end)).ok()?;
+        headers.append(name, value);
+    }
+    Some(headers)
+}
+
+/// Where `part` (a slice of `whole`, as httparse hands them out) lies in `whole`.
+pub fn span(whole: &[u8], part: &[u8]) -> (usize, usize) {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    (start, start + part.len())
+}
+
+/// Appends the header line `name: value` and its CRLF to `out`. Names and values need no
+/// checks: the `http` types admit no CR, LF or NUL.
+pub fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The line that opens a chunk: its size in hex digits (upper case, as hyper writes them),
+/// then CRLF. Made on the stack.
+pub struct ChunkSize {
+    text: [u8; 18],
+    start: usize,
+}
+
+impl ChunkSize {
+    /// The line for a chunk of `len` bytes.
+    pub fn new(mut len: usize) -> Self {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut text = [0; 18];
+        text[16] = b'\r';
+        text[17] = b'\n';
+        let mut start = 16;
+        loop {
+            start -= 1;
+            text[start] = HEX[len & 0xf];
+            len >>= 4;
+            if len == 0 {
+                break;
+            }
+        }
+        Self { text, start }
+    }
+
+    /// The line's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text[self.start..]
+    }
+}
+
+/// Whether the comma-separated header value `value` lists `token` (ASCII case-insensitive).
+pub fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Whether a `Connection` header of `headers` lists `token` (`close`, `keep-alive`).
+pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|value| has_token(value.as_bytes(), token))
+}
+
+/// Whether a response with `status` may carry a body (and so `Content-Length`): not 1xx,
+/// 204 or 304 (RFC 9110 §6.4.1).
+pub fn body_allowed(status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes_are_hex_lines() {
+        assert_eq!(ChunkSize::new(0).as_bytes(), b"0\r\n");
+        assert_eq!(ChunkSize::new(1).as_bytes(), b"1\r\n");
+        assert_eq!(ChunkSize::new(255).as_bytes(), b"FF\r\n");
+        assert_eq!(ChunkSize::new(4096).as_bytes(), b"1000\r\n");
+        assert_eq!(
+            ChunkSize::new(usize::MAX).as_bytes(),
+            b"FFFFFFFFFFFFFFFF\r\n"
+        );
+    }
+
+    #[test]
+    fn tokens_are_found_in_lists_whatever_their_case() {
+        assert!(has_token(b"keep-alive, Close", "close"));
+        assert!(has_token(b" upgrade ", "upgrade"));
+        assert!(!has_token(b"closed", "close"));
+        let mut headers = HeaderMap::new();
+        headers.append(CONNECTION, HeaderValue::from_static("x-hop"));
+        headers.append(CONNECTION, HeaderValue::from_static("CLOSE"));
+        assert!(connection_has(&headers, "close"));
+        assert!(!connection_has(&headers, "keep-alive"));
+    }
+
+    #[test]
+    fn bodies_are_allowed_but_for_1xx_204_and_304() {
+        assert!(body_allowed(StatusCode::OK));
+        assert!(body_allowed(StatusCode::NOT_FOUND));
+        assert!(!body_allowed(StatusCode::CONTINUE));
+        assert!(!body_allowed(StatusCode::NO_CONTENT));
+        assert!(!body_allowed(StatusCode::NOT_MODIFIED));
+    }
+}
