@@ -11,11 +11,12 @@ use smallvec::SmallVec;
 /// bytes (start, end). Most heads fit inline.
 pub type HeadLines = SmallVec<[(HeaderName, usize, usize); 24]>;
 
-/// The header map of `lines`, whose values share `head` (the head's bytes, split off the read
-/// buffer: no copy), with room for `extra` headers more. `None` when a value is not valid.
-pub fn header_map(head: &Bytes, lines: HeadLines, extra: usize) -> Option<HeaderMap> {
+/// The header map of `lines` (taken out; by reference, not to copy the inline array), whose
+/// values share `head` (the head's bytes, split off the read buffer: no copy), with room for
+/// `extra` headers more. `None` when a value is not valid.
+pub fn header_map(head: &Bytes, lines: &mut HeadLines, extra: usize) -> Option<HeaderMap> {
     let mut headers = HeaderMap::with_capacity(lines.len() + extra);
-    for (name, start, end) in lines {
+    for (name, start, end) in lines.drain(..) {
         let value = HeaderValue::from_maybe_shared(head.slice(start..end)).ok()?;
         headers.append(name, value);
     }

@@ -87,7 +87,7 @@ pub(super) fn parse(buf: &mut BytesMut) -> Parsed {
         lines.push((name, start, end));
     }
     let bytes = buf.split_to(len).freeze();
-    match build(&bytes, method, path, lines) {
+    match build(&bytes, method, path, &mut lines) {
         Some(request) => Parsed::Request { request, close },
         None => {
             // Put the head back for hyper (which answers the invalid request itself).
@@ -105,7 +105,7 @@ fn build(
     bytes: &Bytes,
     method: Method,
     path: (usize, usize),
-    lines: HeadLines,
+    lines: &mut HeadLines,
 ) -> Option<Request<IncomingBody>> {
     let uri = Uri::from_maybe_shared(bytes.slice(path.0..path.1)).ok()?;
     // Room for the headers the pipeline adds on the way upstream (`X-Forwarded-*`,

@@ -86,7 +86,7 @@ pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Hea
             lines.push((name, start, end));
         }
         let text = buf.split_to(len).freeze();
-        let mut headers = http1::header_map(&text, lines, 8).ok_or(Invalid::HeaderValue)?;
+        let mut headers = http1::header_map(&text, &mut lines, 8).ok_or(Invalid::HeaderValue)?;
         let (mut parts, ()) = http::Response::new(()).into_parts();
         parts.status = status;
         parts.version = version;
