@@ -79,6 +79,8 @@ pub(super) async fn serve_connection<S>(
         h1::Outcome::Closed => return,
         h1::Outcome::Handoff(read) => read,
     };
+    // The loop served only heads without a body: the bytes handed over start a request.
+    io.watch_framing(&read);
     let io = TokioIo::new(h1::Rewind::new(read, io));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());

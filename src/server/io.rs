@@ -16,7 +16,8 @@ use super::parse_error;
 
 pin_project! {
     /// A socket whose reads are reported to the connection's [`ConnActivity`], and whose
-    /// HTTP/1.1 framing is watched for smuggling attempts.
+    /// HTTP/1.1 framing is watched for smuggling attempts once hyper serves it (the own
+    /// HTTP/1.1 loop parses every head itself and serves none with a body).
     pub(super) struct WatchedIo<S> {
         #[pin]
         inner: S,
@@ -28,13 +29,25 @@ pin_project! {
 }
 
 impl<S> WatchedIo<S> {
-    /// Watches `inner`, reporting to `activity`.
+    /// Watches `inner`, reporting to `activity`; the framing is not followed until
+    /// [`WatchedIo::watch_framing`].
     pub(super) fn new(inner: S, activity: Arc<ConnActivity>) -> Self {
         Self {
             inner,
             activity,
-            framing: Some(FramingWatch::new()),
+            framing: None,
             replacement: None,
+        }
+    }
+
+    /// Starts following the framing from a request boundary: `unserved` are the bytes read
+    /// from there on that are handed to hyper, every later read follows.
+    pub(super) fn watch_framing(&mut self, unserved: &[u8]) {
+        let mut watch = FramingWatch::new();
+        if watch.feed(unserved) {
+            self.activity.on_ambiguous_framing();
+        } else {
+            self.framing = Some(watch);
         }
     }
 }
