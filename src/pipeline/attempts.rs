@@ -58,20 +58,39 @@ pub(super) struct Tried {
 
 /// Sends `request` (URI in origin form, headers prepared for the first target) to the
 /// service, retrying as its policy says.
-pub(super) async fn run(x: Exchange<'_>, request: Request<RequestBody>) -> Tried {
-    let Some(policy) = x.service.retry.as_ref() else {
-        let endpoint = &x.endpoints.targets[x.first];
-        let attempt = Attempt::start(&endpoint.state, &x.service.state);
-        let result =
-            upstream::send(x.service, endpoint, request, x.timeout, attempt.started()).await;
-        attempt.finish_at(outcome_of(&result), ended_at(&result));
-        return Tried {
-            result: result.map_err(GatewayError::from),
-            attempts: 1,
-            target: x.first,
+///
+/// Not an `async fn`, which would hold the request twice, and a request without retries
+/// connects and exchanges right here rather than in a nested future: futures are copied whole
+/// each time one moves into its caller's.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
+)]
+pub(super) fn run(x: Exchange<'_>, request: Request<RequestBody>) -> impl Future<Output = Tried> {
+    async move {
+        let Some(policy) = x.service.retry.as_ref() else {
+            let endpoint = &x.endpoints.targets[x.first];
+            let attempt = Attempt::start(&endpoint.state, &x.service.state);
+            let started = attempt.started();
+            let deadline = started + x.timeout;
+            let result = match upstream::connect(x.service, endpoint, deadline).await {
+                Ok(connection) => {
+                    let exchanged = upstream::exchange(
+                        x.service, endpoint, connection, request, started, deadline,
+                    );
+                    exchanged.await
+                }
+                Err(failure) => Err(failure),
+            };
+            attempt.finish_at(outcome_of(&result), ended_at(&result));
+            return Tried {
+                result: result.map_err(GatewayError::from),
+                attempts: 1,
+                target: x.first,
+            };
         };
-    };
-    Box::pin(retrying(&x, policy, request)).await
+        Box::pin(retrying(&x, policy, request)).await
+    }
 }
 
 /// The request as each attempt needs it.

@@ -25,6 +25,7 @@ mod template_vars;
 pub mod transform;
 
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -111,250 +112,270 @@ impl Gateway {
     }
 
     /// Serves one request from `conn`. Never fails: every error becomes a response.
-    pub async fn handle(
+    ///
+    /// Not an `async fn`, which would hold the request twice (rust-lang/rust#62958).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
+    )]
+    pub fn handle(
         &self,
         request: Request<IncomingBody>,
         conn: Arc<ConnContext>,
-    ) -> Response<ClientBody> {
-        conn.activity.on_request_start();
-        let runtime = self.runtime.current();
-        // Read only for the access log's duration.
-        let started = runtime.access_log.is_some().then(Instant::now);
-        let request_id = request_id::take(request.headers());
-        let (client_ip, peer_trusted) = runtime
-            .trusted_proxies
-            .resolve(conn.peer.ip(), request.headers());
-        let entry = runtime
-            .access_log
-            .as_ref()
-            .map(|_| access_entry(&request, &request_id, client_ip));
-        let mut ctx = RequestContext {
-            peer_trusted,
-            request_id,
-            client_ip,
-            route: None,
-            origin: None,
-            preflight: false,
-            identity: None,
-            rate_limit: None,
-            request_transform: None,
-            entry,
-            bytes_in: None,
-        };
+    ) -> impl Future<Output = Response<ClientBody>> {
+        async move {
+            conn.activity.on_request_start();
+            let runtime = self.runtime.current();
+            // Read only for the access log's duration.
+            let started = runtime.access_log.is_some().then(Instant::now);
+            let request_id = request_id::take(request.headers());
+            let (client_ip, peer_trusted) = runtime
+                .trusted_proxies
+                .resolve(conn.peer.ip(), request.headers());
+            let entry = runtime
+                .access_log
+                .as_ref()
+                .map(|_| access_entry(&request, &request_id, client_ip));
+            let mut ctx = RequestContext {
+                peer_trusted,
+                request_id,
+                client_ip,
+                route: None,
+                origin: None,
+                preflight: false,
+                identity: None,
+                rate_limit: None,
+                request_transform: None,
+                entry,
+                bytes_in: None,
+            };
 
-        // Boxed: the connection's task (the own HTTP/1.1 loop, or hyper's dispatcher) holds
-        // this future's state for as long as the connection lives, so the large state of
-        // routing and forwarding is allocated per request instead of being held by every idle
-        // keep-alive connection.
-        let processed = Box::pin(self.process(&runtime, request, &conn, &mut ctx)).await;
-        let mut response = match processed {
-            Ok(response) => response,
-            Err(err) => {
-                if let Some(entry) = ctx.entry.as_mut() {
-                    entry.error = Some(err.log_text());
+            // Boxed: the connection's task (the own HTTP/1.1 loop, or hyper's dispatcher) holds
+            // this future's state for as long as the connection lives, so the large state of
+            // routing and forwarding is allocated per request instead of being held by every idle
+            // keep-alive connection.
+            let processed = boxed(|| self.process(&runtime, request, &conn, &mut ctx)).await;
+            let mut response = match processed {
+                Ok(response) => response,
+                Err(err) => {
+                    if let Some(entry) = ctx.entry.as_mut() {
+                        entry.error = Some(err.log_text());
+                    }
+                    err.into_response(ctx.request_id.to_str().unwrap_or_default())
                 }
-                err.into_response(ctx.request_id.to_str().unwrap_or_default())
-            }
-        };
+            };
 
-        // Response steps, in SPEC order.
-        if let Some(outcome) = &ctx.rate_limit {
-            outcome.apply(response.headers_mut());
-        }
-        if let Some(cors) = ctx.route.and_then(|r| r.cors.as_ref())
-            && !ctx.preflight
-        {
-            cors.apply(ctx.origin.as_ref(), response.headers_mut());
-        }
-        let security_headers = match ctx.route {
-            Some(route) => route.security_headers.as_ref(),
-            None => runtime.unrouted_security_headers.as_ref(),
-        };
-        if let Some(step) = security_headers {
-            step.apply(response.headers_mut(), conn.tls);
-        }
-        response
-            .headers_mut()
-            .insert(request_id::X_REQUEST_ID.clone(), ctx.request_id);
-
-        let log = match (runtime.access_log.as_ref(), ctx.entry) {
-            (Some(log), Some(mut entry)) => {
-                entry.status = response.status().as_u16();
-                entry.route = ctx.route.map(|r| r.name.to_string());
-                entry.consumer = ctx
-                    .identity
-                    .as_ref()
-                    .and_then(|i| i.consumer.as_deref())
-                    .map(str::to_owned);
-                Some(Box::new(PendingLog {
-                    log: log.clone(),
-                    entry,
-                    started: started.unwrap_or_else(Instant::now),
-                    bytes_in: ctx.bytes_in,
-                }))
+            // Response steps, in SPEC order.
+            if let Some(outcome) = &ctx.rate_limit {
+                outcome.apply(response.headers_mut());
             }
-            _ => None,
-        };
-        let finish = Finish::new(conn.activity.clone(), log);
-        response.map(|body| ClientBody::new(body, finish))
+            if let Some(cors) = ctx.route.and_then(|r| r.cors.as_ref())
+                && !ctx.preflight
+            {
+                cors.apply(ctx.origin.as_ref(), response.headers_mut());
+            }
+            let security_headers = match ctx.route {
+                Some(route) => route.security_headers.as_ref(),
+                None => runtime.unrouted_security_headers.as_ref(),
+            };
+            if let Some(step) = security_headers {
+                step.apply(response.headers_mut(), conn.tls);
+            }
+            response
+                .headers_mut()
+                .insert(request_id::X_REQUEST_ID.clone(), ctx.request_id);
+
+            let log = match (runtime.access_log.as_ref(), ctx.entry) {
+                (Some(log), Some(mut entry)) => {
+                    entry.status = response.status().as_u16();
+                    entry.route = ctx.route.map(|r| r.name.to_string());
+                    entry.consumer = ctx
+                        .identity
+                        .as_ref()
+                        .and_then(|i| i.consumer.as_deref())
+                        .map(str::to_owned);
+                    Some(Box::new(PendingLog {
+                        log: log.clone(),
+                        entry,
+                        started: started.unwrap_or_else(Instant::now),
+                        bytes_in: ctx.bytes_in,
+                    }))
+                }
+                _ => None,
+            };
+            let finish = Finish::new(conn.activity.clone(), log);
+            response.map(|body| ClientBody::new(body, finish))
+        }
     }
 
     /// The request steps, routing and the upstream exchange.
-    async fn process<'rt>(
+    ///
+    /// Not an `async fn`, which would hold the request twice (rust-lang/rust#62958).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
+    )]
+    fn process<'rt>(
         &self,
         runtime: &'rt Runtime,
         mut request: Request<IncomingBody>,
         conn: &ConnContext,
         ctx: &mut RequestContext<'rt>,
-    ) -> Result<Response<GatewayBody>, GatewayError> {
-        if conn.activity.has_ambiguous_framing() {
-            return Err(GatewayError::bad_request(
-                "a request may not have both Content-Length and Transfer-Encoding",
-            )
-            .closing());
-        }
-        check_header_size(&request, runtime.limits.max_header_bytes)?;
-        if let Some(redirect) = runtime.redirect_http.as_ref().filter(|_| !conn.tls) {
-            let bound = self.state.https_port.load(Ordering::Relaxed);
-            return redirect.response(&request, bound);
-        }
-        let path = normalize_path(request.uri().path())
-            .map_err(|err| GatewayError::bad_request(err.to_string()))?;
-        if let Some(entry) = ctx.entry.as_mut() {
-            entry.path = path.to_string();
-        }
-        let host = request_host(&request);
-        let view = RequestView {
-            method: request.method(),
-            host,
-            path: &path,
-            query: request.uri().query(),
-            headers: request.headers(),
-        };
-        // A CORS preflight is answered for the route of the method it asks about, before
-        // `auth`; the service never sees it.
-        if let Some(requested) = cors::preflight_method(request.method(), request.headers()) {
-            let asked = RequestView {
-                method: &requested,
-                ..view
+    ) -> impl Future<Output = Result<Response<GatewayBody>, GatewayError>> {
+        async move {
+            if conn.activity.has_ambiguous_framing() {
+                return Err(GatewayError::bad_request(
+                    "a request may not have both Content-Length and Transfer-Encoding",
+                )
+                .closing());
+            }
+            check_header_size(&request, runtime.limits.max_header_bytes)?;
+            if let Some(redirect) = runtime.redirect_http.as_ref().filter(|_| !conn.tls) {
+                let bound = self.state.https_port.load(Ordering::Relaxed);
+                return redirect.response(&request, bound);
+            }
+            let path = normalize_path(request.uri().path())
+                .map_err(|err| GatewayError::bad_request(err.to_string()))?;
+            if let Some(entry) = ctx.entry.as_mut() {
+                entry.path = path.to_string();
+            }
+            let host = request_host(&request);
+            let view = RequestView {
+                method: request.method(),
+                host,
+                path: &path,
+                query: request.uri().query(),
+                headers: request.headers(),
             };
-            if let RouteMatch::Found { route, .. } = runtime.router.find(&asked)
-                && let Some(cors) = &route.cors
-            {
-                ctx.route = Some(route);
-                ctx.preflight = true;
-                if let Some(filter) = &route.ip_filter {
-                    filter.check(ctx.client_ip)?;
-                }
-                return Ok(cors.preflight(request.headers()));
-            }
-        }
-        let (route, captures) = match runtime.router.find(&view) {
-            RouteMatch::Found { route, captures } => (route, captures),
-            RouteMatch::MethodNotAllowed { allow } => {
-                return Err(GatewayError::method_not_allowed(allow));
-            }
-            RouteMatch::NotFound => return Err(GatewayError::not_found()),
-        };
-        ctx.route = Some(route);
-        if route.cors.is_some() {
-            ctx.origin = request.headers().get(ORIGIN).cloned();
-        }
-
-        if declared_length(&request)? > Some(route.max_body) {
-            // Refuse before reading any of the body, and close: the rest is never read.
-            return Err(GatewayError::payload_too_large().closing());
-        }
-
-        // Request steps, in SPEC order (`cors` only answers preflights, above).
-        if let Some(filter) = &route.ip_filter {
-            filter.check(ctx.client_ip)?;
-        }
-        if let Some(auth) = &route.auth {
-            ctx.identity = auth
-                .authenticate(auth::credential::Head::of(&request), conn)
-                .await?;
-            if let Some(authorize) = &route.authorize {
-                match &ctx.identity {
-                    Some(identity) => authorize.check(request.method(), identity)?,
-                    None => return Err(auth.missing()),
-                }
-            }
-        }
-        if let Some(step) = &route.rate_limit {
-            let outcome = step
-                .check(ctx.client_ip, ctx.identity.as_deref(), request.headers())
-                .await?;
-            let refused = outcome.refused();
-            ctx.rate_limit = Some(outcome);
-            refused?;
-        }
-
-        match &route.action {
-            RouteAction::Respond(respond) => Ok(respond_response(respond)),
-            RouteAction::Forward(plan) => {
-                let vars = RequestVars {
-                    path: &path,
-                    captures: &captures,
-                    request_id: &ctx.request_id,
-                    client_ip: ctx.client_ip,
-                    headers: request.headers(),
-                    query: request.uri().query(),
-                    identity: ctx.identity.as_deref(),
+            // A CORS preflight is answered for the route of the method it asks about, before
+            // `auth`; the service never sees it.
+            if let Some(requested) = cors::preflight_method(request.method(), request.headers()) {
+                let asked = RequestView {
+                    method: &requested,
+                    ..view
                 };
-                let upstream_path = upstream_path(plan, &path, &vars);
-                ctx.request_transform = route.request_transform.as_ref().map(|t| t.prepare(&vars));
-                let response_transform =
-                    route.response_transform.as_ref().map(|t| t.prepare(&vars));
-                // `cache` sits before the upstream; `response_transform` after it, so it
-                // also applies to what the cache serves.
-                let cache = match &route.cache {
-                    Some(step) => match step.lookup(&request, &path, ctx.identity.as_deref()).await
-                    {
-                        cache::Lookup::Hit(hit) => {
-                            let response = ctx.cached(hit, cache::Verdict::Hit);
-                            return match response_transform {
-                                Some(step) => Box::pin(step.apply(response)).await,
-                                None => Ok(response),
-                            };
-                        }
-                        cache::Lookup::Forward(pending) => Some(pending),
-                    },
-                    None => None,
-                };
-                if let Some(method) = cache.as_ref().and_then(cache::Pending::upstream_method) {
-                    *request.method_mut() = method;
-                }
-                let response = self
-                    .forward(runtime, plan, route, request, upstream_path, conn, ctx)
-                    .await?;
-                let response = match cache {
-                    Some(pending) => {
-                        let (response, verdict) = pending.finish(response).await?;
-                        ctx.cached(response, verdict)
+                if let RouteMatch::Found { route, .. } = runtime.router.find(&asked)
+                    && let Some(cors) = &route.cors
+                {
+                    ctx.route = Some(route);
+                    ctx.preflight = true;
+                    if let Some(filter) = &route.ip_filter {
+                        filter.check(ctx.client_ip)?;
                     }
-                    None => response,
-                };
-                match response_transform {
-                    Some(step) => Box::pin(step.apply(response)).await,
-                    None => Ok(response),
+                    return Ok(cors.preflight(request.headers()));
+                }
+            }
+            let (route, captures) = match runtime.router.find(&view) {
+                RouteMatch::Found { route, captures } => (route, captures),
+                RouteMatch::MethodNotAllowed { allow } => {
+                    return Err(GatewayError::method_not_allowed(allow));
+                }
+                RouteMatch::NotFound => return Err(GatewayError::not_found()),
+            };
+            ctx.route = Some(route);
+            if route.cors.is_some() {
+                ctx.origin = request.headers().get(ORIGIN).cloned();
+            }
+
+            if declared_length(&request)? > Some(route.max_body) {
+                // Refuse before reading any of the body, and close: the rest is never read.
+                return Err(GatewayError::payload_too_large().closing());
+            }
+
+            // Request steps, in SPEC order (`cors` only answers preflights, above).
+            if let Some(filter) = &route.ip_filter {
+                filter.check(ctx.client_ip)?;
+            }
+            if let Some(auth) = &route.auth {
+                ctx.identity = auth
+                    .authenticate(auth::credential::Head::of(&request), conn)
+                    .await?;
+                if let Some(authorize) = &route.authorize {
+                    match &ctx.identity {
+                        Some(identity) => authorize.check(request.method(), identity)?,
+                        None => return Err(auth.missing()),
+                    }
+                }
+            }
+            if let Some(step) = &route.rate_limit {
+                let outcome = step
+                    .check(ctx.client_ip, ctx.identity.as_deref(), request.headers())
+                    .await?;
+                let refused = outcome.refused();
+                ctx.rate_limit = Some(outcome);
+                refused?;
+            }
+
+            match &route.action {
+                RouteAction::Respond(respond) => Ok(respond_response(respond)),
+                RouteAction::Forward(plan) => {
+                    let vars = RequestVars {
+                        path: &path,
+                        captures: &captures,
+                        request_id: &ctx.request_id,
+                        client_ip: ctx.client_ip,
+                        headers: request.headers(),
+                        query: request.uri().query(),
+                        identity: ctx.identity.as_deref(),
+                    };
+                    let upstream_path = upstream_path(plan, &path, &vars);
+                    ctx.request_transform =
+                        route.request_transform.as_ref().map(|t| t.prepare(&vars));
+                    let response_transform =
+                        route.response_transform.as_ref().map(|t| t.prepare(&vars));
+                    // `cache` sits before the upstream; `response_transform` after it, so it
+                    // also applies to what the cache serves.
+                    let cache = match &route.cache {
+                        Some(step) => {
+                            match step.lookup(&request, &path, ctx.identity.as_deref()).await {
+                                cache::Lookup::Hit(hit) => {
+                                    let response = ctx.cached(hit, cache::Verdict::Hit);
+                                    return match response_transform {
+                                        Some(step) => Box::pin(step.apply(response)).await,
+                                        None => Ok(response),
+                                    };
+                                }
+                                cache::Lookup::Forward(pending) => Some(pending),
+                            }
+                        }
+                        None => None,
+                    };
+                    if let Some(method) = cache.as_ref().and_then(cache::Pending::upstream_method) {
+                        *request.method_mut() = method;
+                    }
+                    let outbound =
+                        self.outbound(runtime, route, plan, request, upstream_path, conn, ctx)?;
+                    let response = Self::forward(plan, outbound, ctx).await?;
+                    let response = match cache {
+                        Some(pending) => {
+                            let (response, verdict) = pending.finish(response).await?;
+                            ctx.cached(response, verdict)
+                        }
+                        None => response,
+                    };
+                    match response_transform {
+                        Some(step) => Box::pin(step.apply(response)).await,
+                        None => Ok(response),
+                    }
                 }
             }
         }
     }
 
-    /// Sends the request to a target of the plan's service and streams its answer back.
+    /// Picks the target for the request and prepares what it is sent: the upstream path,
+    /// the forwarded and identity headers, the transform's header and query changes. No
+    /// waiting here: what waits ([`Gateway::forward`]) should hold as little as possible.
     #[allow(clippy::too_many_arguments)]
-    async fn forward(
+    fn outbound<'rt>(
         &self,
         runtime: &Runtime,
-        plan: &ForwardPlan,
-        route: &RoutePlan,
+        route: &'rt RoutePlan,
+        plan: &'rt ForwardPlan,
         request: Request<IncomingBody>,
         path: String,
         conn: &ConnContext,
-        ctx: &mut RequestContext<'_>,
-    ) -> Result<Response<GatewayBody>, GatewayError> {
+        ctx: &mut RequestContext<'rt>,
+    ) -> Result<Outbound<'rt>, GatewayError> {
         let key = upstream::PickKey {
             client_ip: ctx.client_ip,
             headers: request.headers(),
@@ -366,11 +387,10 @@ impl Gateway {
         }
         // The circuit breaker answers 503 while open; a half-open probe slot is held until
         // the attempt has finished.
-        let _permit = service.admit()?;
+        let permit = service.admit()?;
         let endpoints = service.endpoints();
         let index = endpoints.pick(&key, &[]).ok_or_else(no_healthy_target)?;
-        let endpoint = &endpoints.targets[index];
-        let target = &endpoint.target;
+        let target = &endpoints.targets[index].target;
         if let Some(entry) = ctx.entry.as_mut() {
             entry.target = Some(target.url.clone());
         }
@@ -434,41 +454,96 @@ impl Gateway {
         if ctx.entry.is_some() {
             ctx.bytes_in = Some(Arc::default());
         }
-        let mut body = RequestBody::new(body, route.max_body, ctx.bytes_in.clone());
-        if let Some(transform) = transform {
-            body = Box::pin(transform.body(&mut parts.headers, body)).await?;
-        }
-        if let Some(mirror) = &plan.mirror {
-            body = mirror.copy(&parts, body, &mirror::Source::of(ctx, plan));
-        }
-        let upstream_request = Request::from_parts(parts, body);
-
-        let exchange = attempts::Exchange {
+        let body = RequestBody::new(body, route.max_body, ctx.bytes_in.clone());
+        Ok(Outbound {
             service,
-            endpoints: &endpoints,
-            first: index,
-            timeout: plan.timeout_for(service),
-            preserve_host: plan.preserve_host,
-            client_ip: ctx.client_ip,
-            consumer: ctx.identity.as_deref().and_then(|i| i.consumer.as_deref()),
-        };
-        let tried = attempts::run(exchange, upstream_request).await;
-        if let Some(entry) = ctx.entry.as_mut()
-            && tried.attempts > 1
-        {
-            entry.target = Some(endpoints.targets[tried.target].target.url.clone());
-            entry.attempts = Some(tried.attempts);
-        }
-        let answer = tried.result?;
-        if let Some(entry) = ctx.entry.as_mut() {
-            entry.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
-        }
-        let (mut parts, body) = answer.response.into_parts();
-        forward::remove_hop_by_hop(&mut parts.headers);
-        // Room for the headers the later steps add (request id, cache, rate limits).
-        let _ = parts.headers.try_reserve(8);
-        Ok(Response::from_parts(parts, body))
+            endpoints,
+            index,
+            permit,
+            parts,
+            body,
+            transform,
+        })
     }
+
+    /// Sends the prepared request to its target (and others when it is retried) and
+    /// streams the answer back.
+    ///
+    /// Not an `async fn`, which would hold its argument twice (rust-lang/rust#62958).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
+    )]
+    fn forward<'a>(
+        plan: &'a ForwardPlan,
+        mut outbound: Outbound<'a>,
+        ctx: &'a mut RequestContext<'_>,
+    ) -> impl Future<Output = Result<Response<GatewayBody>, GatewayError>> {
+        async move {
+            if let Some(transform) = outbound.transform {
+                let transformed = transform.body(&mut outbound.parts.headers, outbound.body);
+                outbound.body = Box::pin(transformed).await?;
+            }
+            if let Some(mirror) = &plan.mirror {
+                outbound.body = mirror.copy(
+                    &outbound.parts,
+                    outbound.body,
+                    &mirror::Source::of(ctx, plan),
+                );
+            }
+            let service = outbound.service;
+            let endpoints = &outbound.endpoints;
+            let exchange = attempts::Exchange {
+                service,
+                endpoints,
+                first: outbound.index,
+                timeout: plan.timeout_for(service),
+                preserve_host: plan.preserve_host,
+                client_ip: ctx.client_ip,
+                consumer: ctx.identity.as_deref().and_then(|i| i.consumer.as_deref()),
+            };
+            let request = Request::from_parts(outbound.parts, outbound.body);
+            let tried = attempts::run(exchange, request).await;
+            drop(outbound.permit);
+            if let Some(entry) = ctx.entry.as_mut()
+                && tried.attempts > 1
+            {
+                entry.target = Some(endpoints.targets[tried.target].target.url.clone());
+                entry.attempts = Some(tried.attempts);
+            }
+            let answer = tried.result?;
+            if let Some(entry) = ctx.entry.as_mut() {
+                entry.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
+            }
+            let (mut parts, body) = answer.response.into_parts();
+            forward::remove_hop_by_hop(&mut parts.headers);
+            // Room for the headers the later steps add (request id, cache, rate limits).
+            let _ = parts.headers.try_reserve(8);
+            Ok(Response::from_parts(parts, body))
+        }
+    }
+}
+
+/// A request made ready for its service by [`Gateway::outbound`].
+struct Outbound<'rt> {
+    service: &'rt upstream::ServiceRuntime,
+    /// The service's targets, loaded once for the request.
+    endpoints: Arc<upstream::Endpoints>,
+    /// The target picked first.
+    index: usize,
+    /// The circuit breaker's admission, held until the attempts have finished.
+    permit: upstream::Permit,
+    parts: http::request::Parts,
+    body: RequestBody,
+    /// The route's `request_transform`, for its body changes.
+    transform: Option<transform::PreparedRequest<'rt>>,
+}
+
+/// The future `make` returns, in a box allocated first, so that it can be written in place:
+/// `Box::pin(future)` makes it on the stack and then copies all of it, and a future is as
+/// large as its largest state.
+fn boxed<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
 /// 503 when every target of the service is unhealthy or ejected.

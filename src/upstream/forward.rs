@@ -45,23 +45,32 @@ impl From<Failure> for GatewayError {
 /// Sends `request` to `endpoint` of `service`, waiting at most `timeout` from `started` (the
 /// attempt's start) for the response headers, connecting included. The request's URI may be
 /// in origin form (`/path?query`): it is put in the form the connection's protocol needs.
-pub async fn send(
+///
+/// Not an `async fn`: one of those keeps each argument twice in its future, and the request
+/// is large (see [`exchange`]).
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
+)]
+pub fn send(
     service: &ServiceRuntime,
     endpoint: &Endpoint,
     request: Request<RequestBody>,
     timeout: Duration,
     started: Instant,
-) -> Result<UpstreamResponse, Failure> {
-    let connection = connect(service, endpoint, started + timeout).await?;
-    exchange(
-        service,
-        endpoint,
-        connection,
-        request,
-        started,
-        started + timeout,
-    )
-    .await
+) -> impl Future<Output = Result<UpstreamResponse, Failure>> {
+    async move {
+        let connection = connect(service, endpoint, started + timeout).await?;
+        exchange(
+            service,
+            endpoint,
+            connection,
+            request,
+            started,
+            started + timeout,
+        )
+        .await
+    }
 }
 
 /// A connection to `endpoint` for one request: pooled, or opened within the service's connect
@@ -88,56 +97,61 @@ pub async fn connect(
 /// Sends `request` on `connection` and waits for the response headers until `deadline`;
 /// `started` is when the attempt began (for [`UpstreamResponse::elapsed`]).
 ///
-/// Only hyper's own futures are put under the timer, in this one function: every nested
-/// future holding the request would add its size to every exchange, and futures are copied
-/// whole when they move.
-pub async fn exchange(
+/// Only the protocol's own futures are put under the timer, in this one function: every
+/// nested future holding the request would add its size to every exchange, and futures are
+/// copied whole when they move. For the same reason this is not an `async fn`, which would
+/// keep the request twice (its argument and its local, rust-lang/rust#62958).
+pub fn exchange(
     service: &ServiceRuntime,
     endpoint: &Endpoint,
     connection: Connection,
     mut request: Request<RequestBody>,
     started: Instant,
     deadline: Instant,
-) -> Result<UpstreamResponse, Failure> {
-    let url = &endpoint.target.url;
-    let timed_out = || timeout_failure(url, started, deadline);
-    let response = match connection {
-        Connection::Http1(mut conn) => {
-            origin_form(&mut request);
-            match tokio::time::timeout_at(deadline, conn.send(request)).await {
-                Err(_) => return Err(timed_out()),
-                Ok(Ok(answer)) => respond_http1(endpoint, conn, answer),
-                Ok(Err(SendError::Unsent(request))) => {
-                    // The cold path, boxed: a stale pooled connection gave the request back.
-                    let resent = resend_fresh(endpoint, *request, service.connect_timeout);
-                    match Box::pin(tokio::time::timeout_at(deadline, resent)).await {
-                        Err(_) => return Err(timed_out()),
-                        Ok(result) => result?,
+) -> impl Future<Output = Result<UpstreamResponse, Failure>> {
+    match &connection {
+        Connection::Http1(_) => origin_form(&mut request),
+        Connection::Http2(_) => absolute_form(&mut request, &endpoint.target),
+    }
+    async move {
+        let url = &endpoint.target.url;
+        let timed_out = || timeout_failure(url, started, deadline);
+        let response = match connection {
+            Connection::Http1(mut conn) => {
+                match tokio::time::timeout_at(deadline, conn.send(request)).await {
+                    Err(_) => return Err(timed_out()),
+                    Ok(Ok(answer)) => respond_http1(endpoint, conn, answer),
+                    Ok(Err(SendError::Unsent(request))) => {
+                        // The cold path, boxed: a stale pooled connection gave the request back.
+                        let resent = resend_fresh(endpoint, *request, service.connect_timeout);
+                        match Box::pin(tokio::time::timeout_at(deadline, resent)).await {
+                            Err(_) => return Err(timed_out()),
+                            Ok(result) => result?,
+                        }
                     }
+                    Ok(Err(err)) => return Err(exchange_error(&err, url)),
                 }
-                Ok(Err(err)) => return Err(exchange_error(&err, url)),
             }
-        }
-        Connection::Http2(mut sender) => {
-            absolute_form(&mut request, &endpoint.target);
-            match tokio::time::timeout_at(deadline, sender.ready()).await {
-                Err(_) => return Err(timed_out()),
-                Ok(ready) => ready.map_err(|err| exchange_error(&err, url))?,
+            Connection::Http2(mut sender) => {
+                match tokio::time::timeout_at(deadline, sender.ready()).await {
+                    Err(_) => return Err(timed_out()),
+                    Ok(ready) => ready.map_err(|err| exchange_error(&err, url))?,
+                }
+                match tokio::time::timeout_at(deadline, sender.send_request(request)).await {
+                    Err(_) => return Err(timed_out()),
+                    Ok(response) => response
+                        .map_err(|err| exchange_error(&err, url))?
+                        .map(GatewayBody::stream),
+                }
             }
-            match tokio::time::timeout_at(deadline, sender.send_request(request)).await {
-                Err(_) => return Err(timed_out()),
-                Ok(response) => response
-                    .map_err(|err| exchange_error(&err, url))?
-                    .map(GatewayBody::stream),
-            }
-        }
-    };
-    let answered = Instant::now();
-    Ok(UpstreamResponse {
-        response,
-        elapsed: answered.saturating_duration_since(started),
-        answered,
-    })
+        };
+        let answered = Instant::now();
+        Ok(UpstreamResponse {
+            response,
+            elapsed: answered.saturating_duration_since(started),
+            answered,
+        })
+    }
 }
 
 /// The 504 of an attempt that got no response headers by `deadline`.

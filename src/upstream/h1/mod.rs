@@ -194,7 +194,13 @@ impl Http1Conn {
 
     /// Sends `request` (its URI in origin form) and reads the response head, with the body
     /// too when it is already in. The caller bounds the time.
-    pub async fn send(&mut self, request: Request<RequestBody>) -> Result<Answer, SendError> {
+    ///
+    /// The head is encoded before the future is made, so that the future holds only what
+    /// the exchange needs (futures are copied whole each time they move into their caller).
+    pub fn send(
+        &mut self,
+        request: Request<RequestBody>,
+    ) -> impl Future<Output = Result<Answer, SendError>> {
         let (mut parts, body) = request.into_parts();
         let framing = request::frame(&mut parts.headers, body.is_end_stream(), &body.size_hint());
         self.out.clear();
@@ -203,7 +209,7 @@ impl Http1Conn {
         // A request without a body is kept whole until it is written, to be given back if
         // the connection turns out closed.
         let (body, unsent) = match framing {
-            BodyFraming::Empty => (None, Some(body)),
+            BodyFraming::Empty => (None, Some(Request::from_parts(parts, body))),
             _ => (Some(body), None),
         };
         let mut writer = Writer {
@@ -217,24 +223,24 @@ impl Http1Conn {
             done: false,
             broken: None,
         };
-        let exchanged = poll_fn(|cx| self.poll_exchange(cx, &mut writer, head_request)).await;
-        match exchanged {
-            Ok(mut answer) => {
-                if !writer.done {
-                    // The target answered before the whole request was sent: it will not
-                    // read the rest, so the connection cannot carry another request.
-                    answer.head.keep_alive = false;
+        async move {
+            let exchanged = poll_fn(|cx| self.poll_exchange(cx, &mut writer, head_request)).await;
+            match exchanged {
+                Ok(mut answer) => {
+                    if !writer.done {
+                        // The target answered before the whole request was sent: it will not
+                        // read the rest, so the connection cannot carry another request.
+                        answer.head.keep_alive = false;
+                    }
+                    Ok(answer)
                 }
-                Ok(answer)
+                Err(Failure::Unsent) => match unsent {
+                    Some(request) => Err(SendError::Unsent(Box::new(request))),
+                    None => Err(SendError::Failed("the connection closed".into())),
+                },
+                Err(Failure::Body(err)) => Err(SendError::Body(err)),
+                Err(Failure::Failed(err)) => Err(SendError::Failed(err)),
             }
-            Err(Failure::Unsent) => match unsent {
-                Some(body) => Err(SendError::Unsent(Box::new(Request::from_parts(
-                    parts, body,
-                )))),
-                None => Err(SendError::Failed("the connection closed".into())),
-            },
-            Err(Failure::Body(err)) => Err(SendError::Body(err)),
-            Err(Failure::Failed(err)) => Err(SendError::Failed(err)),
         }
     }
 
