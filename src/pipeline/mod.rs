@@ -5,6 +5,7 @@
 //! `security_headers`. Later steps (`ip_filter`,
 //! `cors`, `auth`, …) slot into [`Gateway::process`] in SPEC order as fields of the plan.
 
+pub mod added_fields;
 mod attempts;
 pub mod auth;
 pub mod authorize;
@@ -43,6 +44,7 @@ use crate::runtime::{
 use crate::server::ConnContext;
 use crate::upstream;
 
+use added_fields::AddedFields;
 use exchange::{ClientBody, Finish, PendingLog};
 use forward::ForwardedFor;
 use template_vars::RequestVars;
@@ -51,6 +53,23 @@ use template_vars::RequestVars;
 pub struct Gateway {
     runtime: RuntimeHandle,
     state: Arc<State>,
+}
+
+/// The answer to one request: the response, and the fields its head gets last.
+pub struct Answer {
+    /// The response.
+    pub response: Response<ClientBody>,
+    /// `X-Request-Id` and the rate-limit fields, which replace the response's own.
+    pub added: AddedFields,
+}
+
+impl Answer {
+    /// The response with the added fields in its header map.
+    pub fn into_response(self) -> Response<ClientBody> {
+        let mut response = self.response;
+        self.added.insert_into(response.headers_mut());
+        response
+    }
 }
 
 /// What one request has gathered on its way, for the response steps and the log.
@@ -122,7 +141,7 @@ impl Gateway {
         &self,
         request: Request<IncomingBody>,
         conn: Arc<ConnContext>,
-    ) -> impl Future<Output = Response<ClientBody>> {
+    ) -> impl Future<Output = Answer> {
         async move {
             conn.activity.on_request_start();
             let runtime = self.runtime.current();
@@ -165,9 +184,11 @@ impl Gateway {
                 }
             };
 
-            // Response steps, in SPEC order.
-            if let Some(outcome) = &ctx.rate_limit {
-                outcome.apply(response.headers_mut());
+            // Response steps, in SPEC order. The rate-limit fields and the request id are
+            // added last, beside the header map (see `added_fields`).
+            let mut added = AddedFields::new(ctx.request_id);
+            if let Some(fields) = ctx.rate_limit.as_ref().and_then(|o| o.fields()) {
+                added.set_rate_limit(fields);
             }
             if let Some(cors) = ctx.route.and_then(|r| r.cors.as_ref())
                 && !ctx.preflight
@@ -181,9 +202,6 @@ impl Gateway {
             if let Some(step) = security_headers {
                 step.apply(response.headers_mut(), conn.tls);
             }
-            response
-                .headers_mut()
-                .insert(request_id::X_REQUEST_ID.clone(), ctx.request_id);
 
             let log = match (runtime.access_log.as_ref(), ctx.entry) {
                 (Some(log), Some(mut entry)) => {
@@ -204,7 +222,10 @@ impl Gateway {
                 _ => None,
             };
             let finish = Finish::new(conn.activity.clone(), log);
-            response.map(|body| ClientBody::new(body, finish))
+            Answer {
+                response: response.map(|body| ClientBody::new(body, finish)),
+                added,
+            }
         }
     }
 

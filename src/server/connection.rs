@@ -105,7 +105,7 @@ pub(super) async fn serve_connection<S>(
         let gateway = gateway.clone();
         let context = context.clone();
         let request = request.map(IncomingBody::Hyper);
-        async move { Ok::<_, Infallible>(gateway.handle(request, context).await) }
+        async move { Ok::<_, Infallible>(gateway.handle(request, context).await.into_response()) }
     });
     let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);

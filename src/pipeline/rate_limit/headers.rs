@@ -9,16 +9,11 @@ use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderValue;
 
 use super::Tier;
+use crate::pipeline::added_fields::RateFields;
 use crate::store::Decision;
-
-static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// A duration in whole seconds, rounded up.
 pub(super) fn whole_seconds(duration: Duration) -> u64 {
@@ -46,11 +41,10 @@ pub(super) fn limit_values(limits: &[(u64, Duration)]) -> Vec<HeaderValue> {
         .collect()
 }
 
-/// Sets the headers of `decision` on a response.
-pub(super) fn apply(tier: &Tier, decision: &Decision, headers: &mut HeaderMap) {
-    let Some(limit) = tier.limit_values.get(decision.limit) else {
-        return;
-    };
+/// The fields of `decision` for its answer; `None` when the decision names no limit of
+/// the tier.
+pub(super) fn fields(tier: &Tier, decision: &Decision) -> Option<RateFields> {
+    let limit = tier.limit_values.get(decision.limit)?;
     let remaining = if decision.allowed {
         decision.remaining
     } else {
@@ -62,7 +56,7 @@ pub(super) fn apply(tier: &Tier, decision: &Decision, headers: &mut HeaderMap) {
         .unwrap_or_default();
     let reset_at = whole_seconds(now + decision.reset);
     let name = tier.names.get(decision.limit).map_or("", |n| n);
-    // The three values that change per request share one buffer: one allocation, not five.
+    // The three values that change per request share one buffer: one allocation, not three.
     let mut digits = itoa::Buffer::new();
     let mut text = String::with_capacity(64 + name.len());
     text.push_str(digits.format(remaining));
@@ -76,18 +70,18 @@ pub(super) fn apply(tier: &Tier, decision: &Decision, headers: &mut HeaderMap) {
     text.push_str(";t=");
     text.push_str(digits.format(reset_in));
     let text = Bytes::from(text);
-    let value = |range: std::ops::Range<usize>| HeaderValue::from_maybe_shared(text.slice(range));
-    headers.insert(X_RATELIMIT_LIMIT.clone(), limit.clone());
-    if let Ok(value) = value(0..remaining_end) {
-        headers.insert(X_RATELIMIT_REMAINING.clone(), value);
-    }
-    if let Ok(value) = value(remaining_end..reset_end) {
-        headers.insert(X_RATELIMIT_RESET.clone(), value);
-    }
-    headers.insert(RATELIMIT_POLICY.clone(), tier.policy.clone());
-    if let Ok(value) = value(reset_end..text.len()) {
-        headers.insert(RATELIMIT.clone(), value);
-    }
+    // Digits, and a limit's name as the config wrote it (checked valid when compiled).
+    let value = |range: std::ops::Range<usize>| {
+        HeaderValue::from_maybe_shared(text.slice(range))
+            .unwrap_or_else(|_| HeaderValue::from_static(""))
+    };
+    Some(RateFields([
+        limit.clone(),
+        value(0..remaining_end),
+        value(remaining_end..reset_end),
+        tier.policy.clone(),
+        value(reset_end..text.len()),
+    ]))
 }
 
 #[cfg(test)]

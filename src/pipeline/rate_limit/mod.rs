@@ -12,6 +12,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
+use super::added_fields::RateFields;
 use super::auth::Identity;
 use crate::config::{self, RateScope, Selector};
 use crate::error::{ErrorKind, GatewayError};
@@ -192,10 +193,12 @@ impl RateOutcome<'_> {
         )
     }
 
-    /// Adds the rate-limit headers to a response (when the route's `headers` is on).
-    pub fn apply(&self, response: &mut HeaderMap) {
+    /// The rate-limit fields of the answer (`None` when the route's `headers` is off).
+    pub fn fields(&self) -> Option<RateFields> {
         if self.headers {
-            headers::apply(self.tier, &self.decision, response);
+            headers::fields(self.tier, &self.decision)
+        } else {
+            None
         }
     }
 }

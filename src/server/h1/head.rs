@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderName, Method, Request, StatusCode, Uri, Version};
 use super::date;
 use crate::body::IncomingBody;
 use crate::http1::{self, HeadLines};
+use crate::pipeline::added_fields::AddedFields;
 
 /// Header lines a head may have to be taken here; hyper takes longer heads (up to its own
 /// limit of 1,024).
@@ -133,11 +134,13 @@ pub(super) enum Framing {
 /// Writes the head of a response with `status` and `headers` into `out`, as hyper's server
 /// does (lower-case names, `Date` when missing, `Connection: close` when the connection
 /// ends), and returns how its body is framed and whether the connection ends after it:
-/// `closing` (the gateway's reasons), or the response's own `Connection: close`. `exact` is
-/// the body's exact length, when known.
+/// `closing` (the gateway's reasons), or the response's own `Connection: close`. The `added`
+/// fields follow the map's, in place of any of the same names. `exact` is the body's exact
+/// length, when known.
 pub(super) fn encode(
     status: StatusCode,
     headers: &HeaderMap,
+    added: &AddedFields,
     exact: Option<u64>,
     closing: bool,
     out: &mut Vec<u8>,
@@ -155,6 +158,9 @@ pub(super) fn encode(
     let allowed = http1::body_allowed(status);
     let mut framing = None;
     for (name, value) in headers {
+        if added.replaces(name) {
+            continue;
+        }
         if *name == CONTENT_LENGTH || *name == TRANSFER_ENCODING {
             // The first framing header decides; none goes out where no body may follow.
             if !allowed || framing.is_some() {
@@ -173,6 +179,9 @@ pub(super) fn encode(
             };
             framing = Some(Framing::Length(len));
         }
+        http1::push_field(out, name, value);
+    }
+    for (name, value) in added.iter() {
         http1::push_field(out, name, value);
     }
     let says_close = http1::connection_has(headers, "close");
@@ -295,6 +304,7 @@ mod tests {
         let (framing, _) = encode(
             StatusCode::from_u16(status).unwrap(),
             &map,
+            &AddedFields::new(HeaderValue::from_static("R")),
             exact,
             closing,
             &mut out,
@@ -306,30 +316,49 @@ mod tests {
     fn response_heads_are_framed_as_hyper_frames_them() {
         assert_eq!(
             head(200, &[("content-type", "text/plain")], Some(5), false),
-            "Length(5)|HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ndate: D\r\ncontent-length: 5\r\n\r\n"
+            "Length(5)|HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ndate: D\r\nx-request-id: R\r\ncontent-length: 5\r\n\r\n"
         );
         assert_eq!(
             head(404, &[("content-length", "3")], None, true),
-            "Length(3)|HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\ndate: D\r\nconnection: close\r\n\r\n"
+            "Length(3)|HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\ndate: D\r\nx-request-id: R\r\nconnection: close\r\n\r\n"
         );
         assert_eq!(
             head(200, &[], None, false),
-            "Chunked|HTTP/1.1 200 OK\r\ndate: D\r\ntransfer-encoding: chunked\r\n\r\n"
+            "Chunked|HTTP/1.1 200 OK\r\ndate: D\r\nx-request-id: R\r\ntransfer-encoding: chunked\r\n\r\n"
         );
         assert_eq!(
             head(204, &[("content-length", "0")], Some(0), false),
-            "None|HTTP/1.1 204 No Content\r\ndate: D\r\n\r\n"
+            "None|HTTP/1.1 204 No Content\r\ndate: D\r\nx-request-id: R\r\n\r\n"
         );
         assert_eq!(
             head(599, &[("connection", "close")], Some(0), true),
-            "Length(0)|HTTP/1.1 599 <none>\r\nconnection: close\r\ndate: D\r\ncontent-length: 0\r\n\r\n"
+            "Length(0)|HTTP/1.1 599 <none>\r\nconnection: close\r\ndate: D\r\nx-request-id: R\r\ncontent-length: 0\r\n\r\n"
+        );
+        // The gateway's request id replaces the upstream's.
+        assert_eq!(
+            head(
+                200,
+                &[("x-request-id", "up"), ("x-other", "1")],
+                Some(0),
+                false
+            ),
+            "Length(0)|HTTP/1.1 200 OK\r\nx-other: 1\r\ndate: D\r\nx-request-id: R\r\ncontent-length: 0\r\n\r\n"
         );
     }
 
     #[test]
     fn the_connection_ends_when_the_gateway_or_the_response_says_so() {
         let ends = |headers: HeaderMap, closing: bool| {
-            encode(StatusCode::OK, &headers, Some(0), closing, &mut Vec::new()).1
+            let added = AddedFields::new(HeaderValue::from_static("R"));
+            encode(
+                StatusCode::OK,
+                &headers,
+                &added,
+                Some(0),
+                closing,
+                &mut Vec::new(),
+            )
+            .1
         };
         assert!(!ends(HeaderMap::new(), false));
         assert!(ends(HeaderMap::new(), true));

@@ -21,7 +21,7 @@ use std::io::{self, IoSlice};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderName, Response};
+use http::HeaderName;
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,8 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::activity::Verdict;
 use super::connection::ConnContext;
 use crate::http1::{self, ChunkSize};
-use crate::pipeline::Gateway;
-use crate::pipeline::exchange::ClientBody;
+use crate::pipeline::{Answer, Gateway};
 use head::{Framing, Parsed};
 pub(super) use rewind::Rewind;
 
@@ -96,9 +95,9 @@ where
                 () = shutdown.cancelled() => return Outcome::Closed,
             }
         };
-        let response = gateway.handle(request, context.clone()).await;
+        let answer = gateway.handle(request, context.clone()).await;
         let closing = close || shutdown.is_cancelled();
-        match respond(io, response, closing, &mut out).await {
+        match respond(io, answer, closing, &mut out).await {
             Ok(true) => {}
             Ok(false) | Err(_) => {
                 let _ = io.shutdown().await;
@@ -108,20 +107,21 @@ where
     }
 }
 
-/// Writes `response`; true when the connection may serve another request.
+/// Writes `answer`; true when the connection may serve another request.
 async fn respond<S>(
     io: &mut S,
-    response: Response<ClientBody>,
+    answer: Answer,
     closing: bool,
     out: &mut Vec<u8>,
 ) -> io::Result<bool>
 where
     S: AsyncWrite + Unpin,
 {
-    let (parts, mut body) = response.into_parts();
+    let (parts, mut body) = answer.response.into_parts();
     let (framing, closing) = head::encode(
         parts.status,
         &parts.headers,
+        &answer.added,
         body.size_hint().exact(),
         closing,
         out,
