@@ -134,15 +134,22 @@ impl KeySpec {
                 if i > 0 {
                     text.push_str(", ");
                 }
-                text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                match std::str::from_utf8(value.as_bytes()) {
+                    Ok(value) => text.push_str(value),
+                    Err(_) => text.push_str(&String::from_utf8_lossy(value.as_bytes())),
+                }
             }
         }
         if self.per_consumer {
             text.push('\0');
             text.push_str(consumer.unwrap_or("\u{1}"));
         }
-        // Only whole `str`s were pushed, so the text is UTF-8.
-        let text = String::from_utf8_lossy(&text.0);
+        // Only whole `str`s were pushed, so the text is UTF-8 (checked again all the same,
+        // a word at a time).
+        let text = match std::str::from_utf8(&text.0) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&text.0),
+        };
         CacheKey::of_text(&text, path.len())
     }
 
