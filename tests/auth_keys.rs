@@ -97,6 +97,8 @@ async fn api_keys_hashed_and_plain_from_header_and_query() {
         client()
             .get(&url)
             .header("x-api-key", "web-key")
+            .header("x-consumer-id", "forged")
+            .header("x-consumer-groups", "admins")
             .send()
             .await
             .expect("send"),
@@ -104,6 +106,7 @@ async fn api_keys_hashed_and_plain_from_header_and_query() {
     .await;
     assert_eq!(e["headers"]["x-consumer-id"], "web-app");
     assert_eq!(e["headers"]["x-consumer-groups"], "premium");
+    assert_eq!(e["repeated"], serde_json::json!([]), "each header sent once");
     assert_eq!(
         e["headers"]["x-api-key"], "web-key",
         "kept without hide_credentials"

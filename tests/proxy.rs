@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{base, client, gateway, proxy_all, upstream};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn forwards_with_strip_prefix_and_forwarded_headers() {
@@ -45,6 +45,7 @@ routes:
     assert_eq!(echo["path"], "/users/42");
     assert_eq!(echo["query"], "x=1&y=%20");
     let headers = &echo["headers"];
+    assert_eq!(echo["repeated"], json!([]), "each header sent once");
     assert_eq!(headers["host"], users.addr.to_string());
     assert_eq!(
         headers["x-forwarded-for"], "127.0.0.1",

@@ -44,6 +44,8 @@ pub(super) struct Exchange<'a> {
     pub(super) client_ip: IpAddr,
     /// The authenticated consumer, for the balancer's picks of retries.
     pub(super) consumer: Option<&'a str>,
+    /// The fields added to the request, sent after its own (see [`upstream::AddedHeaders`]).
+    pub(super) added: &'a upstream::AddedHeaders,
 }
 
 /// How the attempts of a request ended.
@@ -76,7 +78,7 @@ pub(super) fn run(x: Exchange<'_>, request: Request<RequestBody>) -> impl Future
             let result = match upstream::connect(x.service, endpoint, deadline).await {
                 Ok(connection) => {
                     let exchanged = upstream::exchange(
-                        x.service, endpoint, connection, request, started, deadline,
+                        x.service, endpoint, connection, request, x.added, started, deadline,
                     );
                     exchanged.await
                 }
@@ -173,7 +175,13 @@ impl Source {
     }
 }
 
-async fn retrying(x: &Exchange<'_>, policy: &RetryPolicy, request: Request<RequestBody>) -> Tried {
+async fn retrying(
+    x: &Exchange<'_>,
+    policy: &RetryPolicy,
+    mut request: Request<RequestBody>,
+) -> Tried {
+    // Each attempt is sent from the whole head (replayed, or given back unsent).
+    x.added.insert_into(request.headers_mut());
     let method_allowed = policy.retries_method(request.method());
     let mut source = match Source::of(request, method_allowed).await {
         Ok(source) => source,
@@ -274,8 +282,15 @@ async fn attempt_once(
     match upstream::connect(x.service, endpoint, deadline).await {
         Err(failure) => (Err(failure), Some(request)),
         Ok(connection) => {
-            let exchanged =
-                upstream::exchange(x.service, endpoint, connection, request, started, deadline);
+            let exchanged = upstream::exchange(
+                x.service,
+                endpoint,
+                connection,
+                request,
+                &upstream::NO_ADDED_HEADERS,
+                started,
+                deadline,
+            );
             (exchanged.await, None)
         }
     }

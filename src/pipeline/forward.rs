@@ -4,6 +4,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::auth::IDENTITY_HEADERS;
+use crate::upstream::AddedHeaders;
 
 /// Headers that belong to one connection and never cross the gateway.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -69,24 +70,35 @@ pub struct ForwardedFor<'a> {
     pub claim_headers: &'a [HeaderName],
 }
 
-/// Rewrites request headers for the upstream.
-pub fn prepare_request_headers(headers: &mut HeaderMap, fwd: &ForwardedFor<'_>) {
+/// Rewrites request headers for the upstream: hop-by-hop, identity and claim headers out,
+/// `Host` set; `X-Forwarded-*` and `X-Request-Id` go in `added`, which replaces the
+/// request's own fields of those names.
+pub fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    fwd: &ForwardedFor<'_>,
+    added: &mut AddedHeaders,
+) {
     remove_hop_by_hop(headers);
+    // One pass over the names instead of a lookup per header (each hashes the name).
     if headers.keys().any(|name| IDENTITY_HEADERS.contains(&name)) {
         for name in IDENTITY_HEADERS {
             headers.remove(name);
         }
     }
-    for name in fwd.claim_headers {
-        headers.remove(name);
+    if !fwd.claim_headers.is_empty() && headers.keys().any(|n| fwd.claim_headers.contains(n)) {
+        for name in fwd.claim_headers {
+            headers.remove(name);
+        }
     }
 
     // X-Forwarded-For: a trusted proxy's chain is extended; anything else a client sent is
     // replaced, so upstreams never see a spoofed chain.
-    let chain = headers
-        .get(&X_FORWARDED_FOR)
+    let chain = fwd
+        .peer_trusted
+        .then(|| headers.get(&X_FORWARDED_FOR))
+        .flatten()
         .and_then(|v| v.to_str().ok())
-        .filter(|chain| fwd.peer_trusted && !chain.trim().is_empty());
+        .filter(|chain| !chain.trim().is_empty());
     let xff = match chain {
         Some(chain) => {
             let peer = fwd.peer.to_str().unwrap_or_default();
@@ -95,26 +107,24 @@ pub fn prepare_request_headers(headers: &mut HeaderMap, fwd: &ForwardedFor<'_>) 
         None => Some(fwd.peer.clone()),
     };
     if let Some(value) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
+        added.set(X_FORWARDED_FOR.clone(), value);
     }
     if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(
+        added.set(
             X_FORWARDED_PROTO.clone(),
             HeaderValue::from_static(fwd.proto),
         );
     }
     if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_HOST)) {
         match fwd.host {
-            Some(host) => {
-                headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-            }
+            Some(host) => added.set(X_FORWARDED_HOST.clone(), host.clone()),
             None => {
                 headers.remove(&X_FORWARDED_HOST);
             }
         }
     }
     headers.insert(header::HOST, fwd.upstream_host.clone());
-    headers.insert(
+    added.set(
         super::request_id::X_REQUEST_ID.clone(),
         fwd.request_id.clone(),
     );
@@ -169,7 +179,9 @@ mod tests {
             request_id: &id,
             claim_headers: &[],
         };
-        prepare_request_headers(&mut headers, &fwd);
+        let mut added = AddedHeaders::default();
+        prepare_request_headers(&mut headers, &fwd, &mut added);
+        added.insert_into(&mut headers);
         assert_eq!(headers["x-forwarded-for"], "192.0.2.7");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "api.example.com");
@@ -182,7 +194,9 @@ mod tests {
             peer_trusted: true,
             ..fwd
         };
-        prepare_request_headers(&mut headers, &fwd);
+        let mut added = AddedHeaders::default();
+        prepare_request_headers(&mut headers, &fwd, &mut added);
+        added.insert_into(&mut headers);
         assert_eq!(headers["x-forwarded-for"], "203.0.113.1, 192.0.2.7");
     }
 

@@ -461,13 +461,15 @@ impl Gateway {
             request_id: &ctx.request_id,
             claim_headers: &runtime.claim_headers,
         };
-        // hyper sizes a parsed head's map to its headers: room for ours, grown once.
-        let _ = parts.headers.try_reserve(8);
-        forward::prepare_request_headers(&mut parts.headers, &fwd);
+        // The forwarded and identity headers are sent after the request's own (see
+        // `upstream::AddedHeaders`); a transform sees them in the map.
+        let mut added = upstream::AddedHeaders::with_capacity(8);
+        forward::prepare_request_headers(&mut parts.headers, &fwd, &mut added);
         if let Some(identity) = &ctx.identity {
-            identity.apply(&mut parts.headers);
+            identity.apply(&mut added);
         }
         if let Some(transform) = transform.as_mut() {
+            added.move_into(&mut parts.headers);
             transform.headers(&mut parts.headers);
         }
         parts.uri = uri;
@@ -482,6 +484,7 @@ impl Gateway {
             index,
             permit,
             parts,
+            added,
             body,
             transform,
         })
@@ -506,6 +509,8 @@ impl Gateway {
                 outbound.body = Box::pin(transformed).await?;
             }
             if let Some(mirror) = &plan.mirror {
+                // The copy goes with the same headers, from the whole map.
+                outbound.added.move_into(&mut outbound.parts.headers);
                 outbound.body = mirror.copy(
                     &outbound.parts,
                     outbound.body,
@@ -522,6 +527,7 @@ impl Gateway {
                 preserve_host: plan.preserve_host,
                 client_ip: ctx.client_ip,
                 consumer: ctx.identity.as_deref().and_then(|i| i.consumer.as_deref()),
+                added: &outbound.added,
             };
             let request = Request::from_parts(outbound.parts, outbound.body);
             let tried = attempts::run(exchange, request).await;
@@ -555,6 +561,8 @@ struct Outbound<'rt> {
     /// The circuit breaker's admission, held until the attempts have finished.
     permit: upstream::Permit,
     parts: http::request::Parts,
+    /// The forwarded and identity headers, sent after the request's own.
+    added: upstream::AddedHeaders,
     body: RequestBody,
     /// The route's `request_transform`, for its body changes.
     transform: Option<transform::PreparedRequest<'rt>>,

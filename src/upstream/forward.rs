@@ -9,6 +9,7 @@ use http::{Request, Response, Uri, Version};
 use hyper::client::conn::http2;
 use tokio::time::Instant;
 
+use super::added::{AddedHeaders, NO_ADDED_HEADERS};
 use super::h1::{Answer, Http1Body, Http1Conn, SendError};
 use super::pool::{ConnectError, Connection, Lease};
 use super::registry::Outcome;
@@ -66,6 +67,7 @@ pub fn send(
             endpoint,
             connection,
             request,
+            &NO_ADDED_HEADERS,
             started,
             started + timeout,
         )
@@ -94,8 +96,8 @@ pub async fn connect(
     }
 }
 
-/// Sends `request` on `connection` and waits for the response headers until `deadline`;
-/// `started` is when the attempt began (for [`UpstreamResponse::elapsed`]).
+/// Sends `request` with the `added` fields on `connection` and waits for the response headers
+/// until `deadline`; `started` is when the attempt began (for [`UpstreamResponse::elapsed`]).
 ///
 /// Only the protocol's own futures are put under the timer, in this one function: every
 /// nested future holding the request would add its size to every exchange, and futures are
@@ -106,24 +108,29 @@ pub fn exchange(
     endpoint: &Endpoint,
     connection: Connection,
     mut request: Request<RequestBody>,
+    added: &AddedHeaders,
     started: Instant,
     deadline: Instant,
 ) -> impl Future<Output = Result<UpstreamResponse, Failure>> {
     match &connection {
         Connection::Http1(_) => origin_form(&mut request),
-        Connection::Http2(_) => absolute_form(&mut request, &endpoint.target),
+        Connection::Http2(_) => {
+            absolute_form(&mut request, &endpoint.target);
+            added.insert_into(request.headers_mut());
+        }
     }
     async move {
         let url = &endpoint.target.url;
         let timed_out = || timeout_failure(url, started, deadline);
         let response = match connection {
             Connection::Http1(mut conn) => {
-                match tokio::time::timeout_at(deadline, conn.send(request)).await {
+                match tokio::time::timeout_at(deadline, conn.send(request, added)).await {
                     Err(_) => return Err(timed_out()),
                     Ok(Ok(answer)) => respond_http1(endpoint, conn, answer),
                     Ok(Err(SendError::Unsent(request))) => {
                         // The cold path, boxed: a stale pooled connection gave the request back.
-                        let resent = resend_fresh(endpoint, *request, service.connect_timeout);
+                        let resent =
+                            resend_fresh(endpoint, *request, added, service.connect_timeout);
                         match Box::pin(tokio::time::timeout_at(deadline, resent)).await {
                             Err(_) => return Err(timed_out()),
                             Ok(result) => result?,
@@ -173,7 +180,8 @@ fn timeout_failure(url: &str, started: Instant, deadline: Instant) -> Failure {
 /// within the attempt's deadline too.
 async fn resend_fresh(
     endpoint: &Endpoint,
-    request: Request<RequestBody>,
+    mut request: Request<RequestBody>,
+    added: &AddedHeaders,
     connect_timeout: Duration,
 ) -> Result<Response<GatewayBody>, Failure> {
     let url = &endpoint.target.url;
@@ -184,9 +192,12 @@ async fn resend_fresh(
         .map_err(|err| connect_error(err, url))?;
     let mut conn = match fresh {
         Connection::Http1(conn) => conn,
-        Connection::Http2(sender) => return send_http2(endpoint, sender, request).await,
+        Connection::Http2(sender) => {
+            added.insert_into(request.headers_mut());
+            return send_http2(endpoint, sender, request).await;
+        }
     };
-    match conn.send(request).await {
+    match conn.send(request, added).await {
         Ok(answer) => Ok(respond_http1(endpoint, conn, answer)),
         Err(err) => Err(exchange_error(&err, url)),
     }

@@ -2,6 +2,7 @@
 //! retries and TLS to https targets, and what keeps failing targets out of the way: active
 //! health checks, passive ejection and the circuit breaker.
 
+mod added;
 mod balance;
 pub mod breaker;
 mod clock;
@@ -17,6 +18,7 @@ mod service;
 pub mod status;
 mod tls;
 
+pub use added::{AddedHeaders, NO_ADDED_HEADERS};
 pub use balance::{Balance, PeakEwma, RequestKey, stable_hash};
 pub use breaker::Permit;
 pub use discovery::RESOLVE_EVERY;

@@ -227,11 +227,18 @@ async fn answer_by_path(
         .iter()
         .map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or("<binary>"))))
         .collect();
+    // Names sent more than once (`headers` keeps the last value of each).
+    let repeated: Vec<String> = request
+        .headers()
+        .keys()
+        .filter(|name| request.headers().get_all(*name).iter().count() > 1)
+        .map(ToString::to_string)
+        .collect();
     let body = request.into_body().collect().await.map(|b| b.to_bytes());
     let body_len = body.as_ref().map(|b| b.len()).unwrap_or(0);
     let echo = json!({
         "upstream": name, "method": method, "path": path, "query": query,
-        "version": version, "headers": headers, "body_len": body_len,
+        "version": version, "headers": headers, "repeated": repeated, "body_len": body_len,
     });
     let mut response = json_response(StatusCode::OK, echo);
     if path == "/headers" {

@@ -2,8 +2,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
+
+use crate::upstream::AddedHeaders;
 
 /// `X-Consumer-Id`: the consumer's name.
 pub static X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
@@ -64,11 +66,11 @@ impl Identity {
         }
     }
 
-    /// Sets the identity headers on a request going upstream (client copies are already
+    /// Adds the identity headers to a request going upstream (client copies are already
     /// removed by the forwarding step).
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    pub fn apply(&self, added: &mut AddedHeaders) {
         for (name, value) in self.forwarded.get_or_init(|| self.render()).iter() {
-            headers.insert(name.clone(), value.clone());
+            added.set(name.clone(), value.clone());
         }
     }
 
@@ -128,8 +130,10 @@ mod tests {
             )],
             ..Identity::default()
         };
-        let mut headers = HeaderMap::new();
-        identity.apply(&mut headers);
+        let mut added = AddedHeaders::default();
+        identity.apply(&mut added);
+        let mut headers = http::HeaderMap::new();
+        added.insert_into(&mut headers);
         assert_eq!(headers["x-consumer-id"], "web-app");
         assert_eq!(headers["x-consumer-groups"], "premium,beta");
         assert_eq!(headers["x-auth-scopes"], "orders:read orders:write");

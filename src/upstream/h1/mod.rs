@@ -43,6 +43,7 @@ pub(super) use stream::Stream;
 
 use crate::body::{BoxError, RequestBody};
 use crate::http1::{self, ChunkSize};
+use crate::upstream::AddedHeaders;
 use request::BodyFraming;
 
 /// Room kept free in the read buffer before each read.
@@ -192,19 +193,26 @@ impl Http1Conn {
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
     }
 
-    /// Sends `request` (its URI in origin form) and reads the response head, with the body
-    /// too when it is already in. The caller bounds the time.
+    /// Sends `request` (its URI in origin form) with the `added` fields and reads the
+    /// response head, with the body too when it is already in. The caller bounds the time.
     ///
     /// The head is encoded before the future is made, so that the future holds only what
     /// the exchange needs (futures are copied whole each time they move into their caller).
     pub fn send(
         &mut self,
         request: Request<RequestBody>,
+        added: &AddedHeaders,
     ) -> impl Future<Output = Result<Answer, SendError>> {
         let (mut parts, body) = request.into_parts();
         let framing = request::frame(&mut parts.headers, body.is_end_stream(), &body.size_hint());
         self.out.clear();
-        request::encode_head(&mut self.out, &parts.method, &parts.uri, &parts.headers);
+        request::encode_head(
+            &mut self.out,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            added,
+        );
         let head_request = parts.method == Method::HEAD;
         // A request without a body is kept whole until it is written, to be given back if
         // the connection turns out closed.

@@ -5,6 +5,7 @@ use http::{HeaderMap, HeaderValue, Method, Uri};
 use http_body::SizeHint;
 
 use crate::http1;
+use crate::upstream::AddedHeaders;
 
 /// How a request body goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,12 +54,20 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Appends the HTTP/1.1 request head to `out`: the request line with the origin-form target
-/// of `uri`, then every header, then the empty line. Names and values need no checks: the
-/// `http` types admit no CR, LF or NUL.
-pub(super) fn encode_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers: &HeaderMap) {
+/// of `uri`, then every header, the `added` ones last and in place of any of the same names,
+/// then the empty line. Names and values need no checks: the `http` types admit no CR, LF or
+/// NUL.
+pub(super) fn encode_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    added: &AddedHeaders,
+) {
     let target = uri.path_and_query().map_or("/", |p| p.as_str());
     let size = headers
         .iter()
+        .chain(added.iter())
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum::<usize>();
     out.reserve(method.as_str().len() + target.len() + 13 + size + 2);
@@ -67,6 +76,11 @@ pub(super) fn encode_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
+        if !added.replaces(name) {
+            http1::push_field(out, name, value);
+        }
+    }
+    for (name, value) in added.iter() {
         http1::push_field(out, name, value);
     }
     out.extend_from_slice(b"\r\n");
@@ -137,7 +151,7 @@ mod tests {
         let mut out = Vec::new();
         let uri: Uri = "/users/42?x=1".parse().unwrap();
         let map = headers(&[("host", "svc"), ("accept", "a"), ("accept", "b")]);
-        encode_head(&mut out, &Method::GET, &uri, &map);
+        encode_head(&mut out, &Method::GET, &uri, &map, &AddedHeaders::default());
         assert_eq!(
             out,
             b"GET /users/42?x=1 HTTP/1.1\r\nhost: svc\r\naccept: a\r\naccept: b\r\n\r\n"
