@@ -106,7 +106,11 @@ async fn api_keys_hashed_and_plain_from_header_and_query() {
     .await;
     assert_eq!(e["headers"]["x-consumer-id"], "web-app");
     assert_eq!(e["headers"]["x-consumer-groups"], "premium");
-    assert_eq!(e["repeated"], serde_json::json!([]), "each header sent once");
+    assert_eq!(
+        e["repeated"],
+        serde_json::json!([]),
+        "each header sent once"
+    );
     assert_eq!(
         e["headers"]["x-api-key"], "web-key",
         "kept without hide_credentials"

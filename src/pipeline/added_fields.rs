@@ -5,6 +5,7 @@
 //! HTTP/1.1 loop writes them straight after the map's fields, which saves hashing each name
 //! into the map (http's `HeaderMap` hashes custom names byte by byte). Other connections
 //! (HTTP/2, or HTTP/1.1 served by hyper) get them inserted ([`AddedFields::insert_into`]).
+//! Requests going upstream have the same arrangement: [`crate::upstream::AddedHeaders`].
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
