@@ -16,6 +16,13 @@ async fn read_all(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Everything the gateway at `addr` answers to `bytes`, written at once on a new connection.
+async fn exchange_raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    read_all(&mut stream).await
+}
+
 /// The responses in `text`, split at their status lines.
 fn responses(text: &str) -> Vec<&str> {
     let starts: Vec<usize> = text.match_indices("HTTP/1.1 ").map(|(at, _)| at).collect();
@@ -30,16 +37,13 @@ fn responses(text: &str) -> Vec<&str> {
 async fn pipelined_requests_are_answered_in_order_and_close_is_honoured() {
     let echo = upstream("echo").await;
     let gw = proxy_all(&echo.url()).await;
-    let mut stream = TcpStream::connect(gw.listeners[0]).await.expect("connect");
-    stream
-        .write_all(
-            b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
-              DELETE /second HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n\
-              GET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .await
-        .expect("write");
-    let text = read_all(&mut stream).await;
+    let text = exchange_raw(
+        gw.listeners[0],
+        b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
+          DELETE /second HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n\
+          GET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let answers = responses(&text);
     assert_eq!(answers.len(), 3, "{text}");
     for (answer, path) in answers.iter().zip(["/first", "/second", "/third"]) {
@@ -122,9 +126,7 @@ async fn heads_with_many_lines_go_to_hyper_and_are_served() {
         head.push_str(&format!("X-Line-{i}: {i}\r\n"));
     }
     head.push_str("Connection: close\r\n\r\n");
-    let mut stream = TcpStream::connect(gw.listeners[0]).await.expect("connect");
-    stream.write_all(head.as_bytes()).await.expect("write");
-    let text = read_all(&mut stream).await;
+    let text = exchange_raw(gw.listeners[0], head.as_bytes()).await;
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("\"x-line-79\":\"79\""), "{text}");
 }
@@ -133,12 +135,11 @@ async fn heads_with_many_lines_go_to_hyper_and_are_served() {
 async fn streamed_answers_are_sent_chunked() {
     let echo = upstream("echo").await;
     let gw = proxy_all(&echo.url()).await;
-    let mut stream = TcpStream::connect(gw.listeners[0]).await.expect("connect");
-    stream
-        .write_all(b"GET /stream/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let text = read_all(&mut stream).await;
+    let text = exchange_raw(
+        gw.listeners[0],
+        b"GET /stream/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(
         text.contains("\r\ntransfer-encoding: chunked\r\n"),
         "{text}"

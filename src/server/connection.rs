@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -83,45 +82,25 @@ pub(super) async fn serve_connection<S>(
     io.watch_framing(&read);
     // Boxed: each connection's task is as large as its future, and hyper's connection state
     // (about 2.5 KB) is needed only by connections the own loop hands over.
-    let handed_over = Handover {
-        io,
-        read,
-        gateway,
-        context,
-        activity,
-        shutdown,
-    };
-    Box::pin(serve_with_hyper(handed_over)).await;
+    let io = h1::Rewind::new(read, io);
+    Box::pin(serve_with_hyper(io, gateway, context, shutdown)).await;
 }
 
-/// A connection the own HTTP/1.1 loop handed to hyper.
-struct Handover<S> {
-    io: WatchedIo<S>,
-    /// The bytes read and not served, put back in front of the socket.
-    read: Bytes,
+/// Serves a connection the own HTTP/1.1 loop handed over (`io` gives back the bytes it read
+/// and did not serve) with hyper-util's `auto` builder (HTTP/1.1, or h2c by its preface)
+/// until the client leaves, it idles out, or `shutdown` has drained it.
+async fn serve_with_hyper<S>(
+    io: h1::Rewind<WatchedIo<S>>,
     gateway: Arc<Gateway>,
     context: Arc<ConnContext>,
-    activity: Arc<ConnActivity>,
     shutdown: CancellationToken,
-}
-
-/// Serves a handed-over connection with hyper-util's `auto` builder (HTTP/1.1, or h2c by its
-/// preface) until the client leaves, it idles out, or `shutdown` has drained it.
-async fn serve_with_hyper<S>(handover: Handover<S>)
-where
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Handover {
-        io,
-        read,
-        gateway,
-        context,
-        activity,
-        shutdown,
-    } = handover;
     let limits = gateway.limits();
     let peer = context.peer;
-    let io = TokioIo::new(h1::Rewind::new(read, io));
+    let activity = context.activity.clone();
+    let io = TokioIo::new(io);
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
