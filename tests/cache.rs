@@ -568,6 +568,61 @@ async fn reloads_keep_entries_unless_the_settings_change() {
     );
 }
 
+/// Every value of `name` on a response.
+fn all(response: &reqwest::Response, name: &str) -> Vec<String> {
+    response
+        .headers()
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().expect("text").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_cache_fields_replace_the_upstreams() {
+    let up = upstream("a").await;
+    let gw = cached(&up, "{ ttl: 1m }").await;
+    let ask = || {
+        client()
+            .get(format!("{}/fields", base(&gw)))
+            .header("x-reply-header-x-cache", "HIT from a cdn")
+            .header("x-reply-header-age", "100")
+    };
+    let miss = ask().send().await.expect("response");
+    assert_eq!(all(&miss, "x-cache"), ["MISS"]);
+    assert_eq!(
+        all(&miss, "age"),
+        ["100"],
+        "a miss passes the upstream's Age on"
+    );
+    let hit = ask().send().await.expect("response");
+    assert_eq!(all(&hit, "x-cache"), ["HIT"]);
+    assert_eq!(all(&hit, "age"), ["0"]);
+}
+
+#[tokio::test]
+async fn a_response_transform_sees_the_cache_fields() {
+    let up = upstream("a").await;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nobservability: {{ access_log: off }}\nservices:\n  echo: {{ url: \"{}\" }}\nroutes:\n  - path: /**\n    service: echo\n    plugins:\n      cache: {{ ttl: 1m }}\n      response_transform: {{ headers: {{ rename: {{ X-Cache: X-Cache-Status }}, remove: [Age] }} }}\n",
+        up.url()
+    );
+    let gw = gateway(&yaml).await;
+    for expected in ["MISS", "HIT"] {
+        let response = client()
+            .get(format!("{}/renamed", base(&gw)))
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(all(&response, "x-cache-status"), [expected]);
+        assert!(all(&response, "x-cache").is_empty());
+        assert!(
+            all(&response, "age").is_empty(),
+            "removed on the {expected}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn routes_without_cache_have_no_x_cache() {
     let up = upstream("a").await;

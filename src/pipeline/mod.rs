@@ -88,21 +88,28 @@ struct RequestContext<'rt> {
     rate_limit: Option<rate_limit::RateOutcome<'rt>>,
     /// The route's `request_transform`, rendered from the client's request; `forward` applies it.
     request_transform: Option<transform::PreparedRequest<'rt>>,
+    /// The cache's `X-Cache` and `Age`, added last unless a `response_transform` runs.
+    cache: Option<cache::CacheMark>,
     entry: Option<AccessEntry>,
     bytes_in: Option<Arc<AtomicU64>>,
 }
 
 impl RequestContext<'_> {
-    /// Notes the cache's verdict for the access log.
-    fn cached(
-        &mut self,
-        response: Response<GatewayBody>,
-        verdict: cache::Verdict,
-    ) -> Response<GatewayBody> {
+    /// Notes the cache's fields for the answer (see [`cache::CacheMark`]) and its verdict
+    /// for the access log.
+    fn cached(&mut self, mark: cache::CacheMark) {
         if let Some(entry) = self.entry.as_mut() {
-            entry.cache = Some(verdict.as_str().to_owned());
+            entry.cache = Some(mark.verdict.as_str().to_owned());
         }
-        response
+        self.cache = Some(mark);
+    }
+
+    /// Puts the cache's fields into `response`'s map, for a `response_transform` to see (and
+    /// change); otherwise they are added last, beside the map.
+    fn cache_fields_into(&mut self, response: &mut Response<GatewayBody>) {
+        if let Some(mark) = self.cache.take() {
+            mark.insert_into(response.headers_mut());
+        }
     }
 }
 
@@ -165,6 +172,7 @@ impl Gateway {
                 identity: None,
                 rate_limit: None,
                 request_transform: None,
+                cache: None,
                 entry,
                 bytes_in: None,
             };
@@ -180,15 +188,20 @@ impl Gateway {
                     if let Some(entry) = ctx.entry.as_mut() {
                         entry.error = Some(err.log_text());
                     }
+                    // An error's answer is the gateway's own: no cache fields.
+                    ctx.cache = None;
                     err.into_response(ctx.request_id.to_str().unwrap_or_default())
                 }
             };
 
-            // Response steps, in SPEC order. The rate-limit fields and the request id are
-            // added last, beside the header map (see `added_fields`).
+            // Response steps, in SPEC order. The cache's fields, the rate-limit fields and
+            // the request id are added last, beside the header map (see `added_fields`).
             let mut added = AddedFields::new(ctx.request_id);
             if let Some(fields) = ctx.rate_limit.as_ref().and_then(|o| o.fields()) {
                 added.set_rate_limit(fields);
+            }
+            if let Some(mark) = ctx.cache {
+                added.set_cache(mark);
             }
             if let Some(cors) = ctx.route.and_then(|r| r.cors.as_ref())
                 && !ctx.preflight
@@ -349,10 +362,13 @@ impl Gateway {
                     let cache = match &route.cache {
                         Some(step) => {
                             match step.lookup(&request, &path, ctx.identity.as_deref()).await {
-                                cache::Lookup::Hit(hit) => {
-                                    let response = ctx.cached(hit, cache::Verdict::Hit);
+                                cache::Lookup::Hit(mut response, mark) => {
+                                    ctx.cached(mark);
                                     return match response_transform {
-                                        Some(step) => Box::pin(step.apply(response)).await,
+                                        Some(step) => {
+                                            ctx.cache_fields_into(&mut response);
+                                            Box::pin(step.apply(response)).await
+                                        }
                                         None => Ok(response),
                                     };
                                 }
@@ -367,15 +383,19 @@ impl Gateway {
                     let outbound =
                         self.outbound(runtime, route, plan, request, upstream_path, conn, ctx)?;
                     let response = Self::forward(plan, outbound, ctx).await?;
-                    let response = match cache {
+                    let mut response = match cache {
                         Some(pending) => {
                             let (response, verdict) = pending.finish(response).await?;
-                            ctx.cached(response, verdict)
+                            ctx.cached(cache::CacheMark::forwarded(verdict));
+                            response
                         }
                         None => response,
                     };
                     match response_transform {
-                        Some(step) => Box::pin(step.apply(response)).await,
+                        Some(step) => {
+                            ctx.cache_fields_into(&mut response);
+                            Box::pin(step.apply(response)).await
+                        }
                         None => Ok(response),
                     }
                 }

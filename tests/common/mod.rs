@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gatehouse::app::Gatehouse;
-use http::{Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
@@ -136,6 +136,18 @@ async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<TestB
     let cache_control = reply("x-reply-cache-control");
     let set_cookie = reply("x-reply-set-cookie");
     let size = reply("x-reply-size").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    // `x-reply-header-NAME: value` asks for a `NAME: value` field on the answer.
+    let extra: Vec<(HeaderName, HeaderValue)> = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            let asked = name.as_str().strip_prefix("x-reply-header-")?;
+            Some((
+                HeaderName::from_bytes(asked.as_bytes()).ok()?,
+                value.clone(),
+            ))
+        })
+        .collect();
     let mut response = match size {
         Some(size) => Response::builder()
             .header("content-type", "application/octet-stream")
@@ -148,6 +160,9 @@ async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<TestB
     }
     if let Some(value) = set_cookie {
         response.headers_mut().insert("set-cookie", value);
+    }
+    for (name, value) in extra {
+        response.headers_mut().insert(name, value);
     }
     Ok(response)
 }

@@ -2,18 +2,19 @@
 //! body within `max_body`, streaming it otherwise), invalidate on successful writes, and the
 //! answers made from stored entries.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use http::header::{AGE, CONTENT_LENGTH};
+use bytes::{Bytes, BytesMut};
+use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::store::{CacheStore, CachedResponse};
-use super::{CacheKey, Leader, RouteCache, Verdict, X_CACHE, policy};
+use super::{CacheKey, CacheMark, Leader, Lookup, RouteCache, Verdict, policy};
 use crate::body::GatewayBody;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1;
@@ -65,142 +66,177 @@ impl Pending {
         }
     }
 
-    /// Handles the upstream's `response`: stores it, or invalidates the path, and marks it
-    /// with `X-Cache`. Returns the response for the client and the verdict. Fails only when
-    /// the upstream's body breaks while being read for storing.
-    pub async fn finish(
+    /// Handles the upstream's `response`: stores it, or invalidates the path. Returns the
+    /// response for the client and the verdict (for `X-Cache`, which the caller adds: see
+    /// [`super::CacheMark`]). Fails only when the upstream's body breaks while being read for
+    /// storing.
+    ///
+    /// Not an `async fn`, which would hold the response twice (rust-lang/rust#62958).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
+    )]
+    pub fn finish(
         self,
-        mut response: Response<GatewayBody>,
-    ) -> Result<(Response<GatewayBody>, Verdict), GatewayError> {
-        match self.kind {
-            PendingKind::Bypass => Ok((mark(response, Verdict::Bypass), Verdict::Bypass)),
-            PendingKind::Write { cache, path } => {
-                if response.status().is_success() {
-                    // Boxed: writes are rarer than reads, and the store's future is large.
-                    Box::pin(cache.store().invalidate_path(&path)).await;
+        response: Response<GatewayBody>,
+    ) -> impl Future<Output = Result<(Response<GatewayBody>, Verdict), GatewayError>> + Send {
+        async move {
+            match self.kind {
+                PendingKind::Bypass => Ok((response, Verdict::Bypass)),
+                PendingKind::Write { cache, path } => {
+                    if response.status().is_success() {
+                        // Boxed: writes are rarer than reads, and the store's future is large.
+                        Box::pin(cache.store().invalidate_path(&path)).await;
+                    }
+                    Ok((response, Verdict::Bypass))
                 }
-                response
-                    .headers_mut()
-                    .insert(X_CACHE.clone(), bypass_value());
-                Ok((response, Verdict::Bypass))
+                PendingKind::Fill(fill) => fill.finish(response).await,
             }
-            PendingKind::Fill(fill) => fill.finish(response).await,
         }
     }
 }
 
 impl Fill {
-    async fn finish(
-        self,
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
+    )]
+    fn finish(
+        self: Box<Self>,
         response: Response<GatewayBody>,
-    ) -> Result<(Response<GatewayBody>, Verdict), GatewayError> {
-        let head = self.head;
-        let storable = policy::storable(
-            response.status(),
-            response.headers(),
-            &self.statuses,
-            self.ttl,
-            self.respect_cache_control,
-        );
-        let policy::Storable::Store(ttl) = storable else {
-            return Ok((answer(response, Verdict::Bypass, head), Verdict::Bypass));
-        };
-        let declared = response.body().size_hint().upper();
-        if declared.is_some_and(|len| len > self.max_body) {
-            return Ok((answer(response, Verdict::Bypass, head), Verdict::Bypass));
-        }
-        let (mut parts, mut body) = response.into_parts();
-        // A copy, not the frames themselves: a frame may share a connection's whole read
-        // buffer, which would then live as long as the entry, unweighed.
-        let mut buffer = BytesMut::with_capacity(
-            declared
+    ) -> impl Future<Output = Result<(Response<GatewayBody>, Verdict), GatewayError>> + Send {
+        async move {
+            let head = self.head;
+            let storable = policy::storable(
+                response.status(),
+                response.headers(),
+                &self.statuses,
+                self.ttl,
+                self.respect_cache_control,
+            );
+            let policy::Storable::Store(ttl) = storable else {
+                return Ok((without_body(response, head), Verdict::Bypass));
+            };
+            let declared = response.body().size_hint().upper();
+            if declared.is_some_and(|len| len > self.max_body) {
+                return Ok((without_body(response, head), Verdict::Bypass));
+            }
+            let (mut parts, mut body) = response.into_parts();
+            // Copies, not the parsed values and frames themselves: those may share a
+            // connection's whole read buffer, which would then live as long as the entry,
+            // unweighed. The header values come first in the buffer, then the body.
+            let text_len: usize = parts.headers.values().map(HeaderValue::len).sum();
+            let body_len = declared
                 .and_then(|len| usize::try_from(len).ok())
-                .unwrap_or(0),
-        );
-        loop {
-            match body.frame().await {
-                None => break,
-                Some(Ok(frame)) => {
-                    // Trailers are not kept.
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    if (buffer.len() + data.len()) as u64 > self.max_body {
-                        // Too large to keep: pass on what was read, then the rest.
+                .unwrap_or(0);
+            let mut buffer = BytesMut::with_capacity(text_len + body_len);
+            for value in parts.headers.values() {
+                buffer.extend_from_slice(value.as_bytes());
+            }
+            let text = buffer.split();
+            loop {
+                match body.frame().await {
+                    None => break,
+                    Some(Ok(frame)) => {
+                        // Trailers are not kept.
+                        let Ok(data) = frame.into_data() else {
+                            continue;
+                        };
+                        if (buffer.len() + data.len()) as u64 > self.max_body {
+                            // Too large to keep: pass on what was read, then the rest.
+                            buffer.extend_from_slice(&data);
+                            let rest = GatewayBody::prefixed(buffer.freeze(), body);
+                            let response = Response::from_parts(parts, rest);
+                            return Ok((without_body(response, head), Verdict::Bypass));
+                        }
                         buffer.extend_from_slice(&data);
-                        let rest = GatewayBody::prefixed(buffer.freeze(), body);
-                        let response = Response::from_parts(parts, rest);
-                        return Ok((answer(response, Verdict::Bypass, head), Verdict::Bypass));
                     }
-                    buffer.extend_from_slice(&data);
-                }
-                Some(Err(err)) => {
-                    return Err(GatewayError::new(
-                        ErrorKind::BadGateway,
-                        "the upstream's response body broke off",
-                    )
-                    .with_cause(err));
+                    Some(Err(err)) => {
+                        return Err(GatewayError::new(
+                            ErrorKind::BadGateway,
+                            "the upstream's response body broke off",
+                        )
+                        .with_cause(err));
+                    }
                 }
             }
+            let body = buffer.freeze();
+            let mut stored = compact(&parts.headers, text.freeze());
+            // The upstream's `Content-Length` stays when it is the length read (its own, as a
+            // rule); otherwise it is set to what is stored.
+            let declared_right =
+                declared == Some(body.len() as u64) && parts.headers.contains_key(CONTENT_LENGTH);
+            if http1::body_allowed(parts.status) && !declared_right {
+                let length = HeaderValue::from(body.len());
+                stored.headers.insert(CONTENT_LENGTH, length.clone());
+                parts.headers.insert(CONTENT_LENGTH, length);
+            }
+            let entry = Arc::new(CachedResponse {
+                status: parts.status,
+                headers: stored.headers,
+                body: body.clone(),
+                stored_at: Instant::now(),
+                ttl,
+                stamp: self.stamp,
+                headers_weight: stored.weight,
+            });
+            let Fill {
+                cache,
+                key,
+                verdict,
+                _leader,
+                ..
+            } = *self;
+            cache.store().insert(key, entry).await;
+            // The leader drops here, after the entry is in: those waiting find it.
+            drop(_leader);
+            let body = if head {
+                GatewayBody::Empty
+            } else {
+                GatewayBody::full(body)
+            };
+            Ok((Response::from_parts(parts, body), verdict))
         }
-        let body = buffer.freeze();
-        // The upstream's `Content-Length` stays when it is the length read (its own, as a
-        // rule); otherwise it is set to what is stored.
-        let declared_right =
-            declared == Some(body.len() as u64) && parts.headers.contains_key(CONTENT_LENGTH);
-        if http1::body_allowed(parts.status) && !declared_right {
-            parts
-                .headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
-        let entry = Arc::new(CachedResponse {
-            status: parts.status,
-            headers: compact(&parts.headers),
-            body: body.clone(),
-            stored_at: Instant::now(),
-            ttl,
-            stamp: self.stamp,
-        });
-        self.cache.store().insert(self.key, entry).await;
-        // `self._leader` drops here, after the entry is in: those waiting find it.
-        let body = if head {
-            GatewayBody::Empty
-        } else {
-            GatewayBody::full(body)
-        };
-        let response = Response::from_parts(parts, body);
-        Ok((mark(response, self.verdict), self.verdict))
     }
 }
 
-/// A copy of `headers` whose values live in one buffer of their own. hyper's parsed values
-/// share the connection's read buffer (8 KiB and up): kept as they are, one stored entry
-/// could keep that whole buffer alive, far beyond the weight it is counted for.
-fn compact(headers: &HeaderMap) -> HeaderMap {
-    let total = headers.values().map(HeaderValue::len).sum();
-    let mut text = BytesMut::with_capacity(total);
-    for value in headers.values() {
-        text.extend_from_slice(value.as_bytes());
-    }
-    let text = text.freeze();
-    // Room for the headers added on the way out (`X-Cache`, rate-limit fields, the request
-    // id): the answer's map is not grown again.
-    let mut copy = HeaderMap::with_capacity(headers.len() + 8);
+/// A stored copy of an answer's headers, and what they weigh.
+struct Compacted {
+    headers: HeaderMap,
+    weight: u32,
+}
+
+/// A copy of `headers` whose values live in `text`, which holds each value's bytes in the
+/// map's order. hyper's (and the own client's) parsed values share the connection's read
+/// buffer (8 KiB and up): kept as they are, one stored entry could keep that whole buffer
+/// alive, far beyond the weight it is counted for. The copy is a clone with its values
+/// replaced: nothing is hashed again.
+fn compact(headers: &HeaderMap, text: Bytes) -> Compacted {
+    let mut copy = headers.clone();
     let mut at = 0;
-    for (name, value) in headers {
+    let mut weight = 0usize;
+    for (name, value) in copy.iter_mut() {
         let end = at + value.len();
-        // The bytes were a valid value already; the original is the fallback all the same.
-        let mut stored =
-            HeaderValue::from_maybe_shared(text.slice(at..end)).unwrap_or_else(|_| value.clone());
-        stored.set_sensitive(value.is_sensitive());
-        copy.append(name.clone(), stored);
+        weight += name.as_str().len() + value.len() + 32;
+        // `text` holds the bytes of a valid value; the original is kept if it somehow
+        // does not.
+        if let Some(bytes) = text.get(at..end)
+            && let Ok(mut stored) = HeaderValue::from_maybe_shared(text.slice_ref(bytes))
+        {
+            stored.set_sensitive(value.is_sensitive());
+            *value = stored;
+        }
         at = end;
     }
-    copy
+    Compacted {
+        headers: copy,
+        weight: u32::try_from(weight).unwrap_or(u32::MAX),
+    }
 }
 
-/// The answer made from a stored entry, with `X-Cache: HIT` and `Age`.
-pub(super) fn hit_response(entry: &CachedResponse, head: bool) -> Response<GatewayBody> {
+/// The answer made from a stored entry, and its mark (`X-Cache: HIT` and `Age`, added by
+/// the caller).
+pub(super) fn hit(entry: &CachedResponse, head: bool) -> Lookup {
     let body = if head {
         GatewayBody::Empty
     } else {
@@ -208,35 +244,26 @@ pub(super) fn hit_response(entry: &CachedResponse, head: bool) -> Response<Gatew
     };
     let mut response = Response::new(body);
     *response.status_mut() = entry.status;
-    let headers = response.headers_mut();
-    headers.clone_from(&entry.headers);
-    headers.insert(X_CACHE.clone(), HeaderValue::from_static("HIT"));
+    response.headers_mut().clone_from(&entry.headers);
     let age = Instant::now()
         .saturating_duration_since(entry.stored_at)
         .as_secs();
-    headers.insert(AGE, HeaderValue::from(age));
-    response
+    Lookup::Hit(
+        response,
+        CacheMark {
+            verdict: Verdict::Hit,
+            age: Some(age),
+        },
+    )
 }
 
-/// `response` with its verdict, its body dropped for a HEAD request sent upstream as GET.
-fn answer(response: Response<GatewayBody>, verdict: Verdict, head: bool) -> Response<GatewayBody> {
-    let response = if head {
+/// `response`, its body dropped for a HEAD request sent upstream as GET.
+fn without_body(response: Response<GatewayBody>, head: bool) -> Response<GatewayBody> {
+    if head {
         response.map(|_| GatewayBody::Empty)
     } else {
         response
-    };
-    mark(response, verdict)
-}
-
-fn mark(mut response: Response<GatewayBody>, verdict: Verdict) -> Response<GatewayBody> {
-    response
-        .headers_mut()
-        .insert(X_CACHE.clone(), HeaderValue::from_static(verdict.as_str()));
-    response
-}
-
-fn bypass_value() -> HeaderValue {
-    HeaderValue::from_static("BYPASS")
+    }
 }
 
 #[cfg(test)]
@@ -260,8 +287,20 @@ mod tests {
         secret.set_sensitive(true);
         headers.insert("x-secret", secret);
 
-        let copy = compact(&headers);
+        let text: Vec<u8> = headers
+            .values()
+            .flat_map(|v| v.as_bytes().to_vec())
+            .collect();
+        let Compacted {
+            headers: copy,
+            weight,
+        } = compact(&headers, Bytes::from(text));
         assert_eq!(copy, headers);
+        let expected: usize = headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 32)
+            .sum();
+        assert_eq!(weight as usize, expected);
         let multi: Vec<_> = copy.get_all("x-multi").iter().collect();
         assert_eq!(multi, ["abc", "vary-me"]);
         assert!(copy["x-secret"].is_sensitive());

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{HeaderName, Method, Request, Response, StatusCode};
+use http::header::AGE;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use tokio::sync::watch;
 
 use crate::body::GatewayBody;
@@ -57,10 +58,44 @@ impl Verdict {
     }
 }
 
+/// What the cache adds to an answer: `X-Cache`, and `Age` on a hit. Kept beside the answer
+/// (see `pipeline::added_fields`) unless a `response_transform` is to see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheMark {
+    /// The verdict, for `X-Cache`.
+    pub verdict: Verdict,
+    /// A hit's age in seconds, for `Age`.
+    pub age: Option<u64>,
+}
+
+impl CacheMark {
+    /// The mark of an answer that was not served from the cache.
+    pub fn forwarded(verdict: Verdict) -> Self {
+        Self { verdict, age: None }
+    }
+
+    /// The `X-Cache` value and, on a hit, the `Age` value.
+    pub fn values(self) -> (HeaderValue, Option<HeaderValue>) {
+        (
+            HeaderValue::from_static(self.verdict.as_str()),
+            self.age.map(HeaderValue::from),
+        )
+    }
+
+    /// Puts the fields into `headers`, replacing those of the same names.
+    pub fn insert_into(self, headers: &mut HeaderMap) {
+        let (verdict, age) = self.values();
+        headers.insert(X_CACHE.clone(), verdict);
+        if let Some(age) = age {
+            headers.insert(AGE, age);
+        }
+    }
+}
+
 /// One route's cache: its store and the fetches in flight.
 pub struct RouteCache {
     store: LocalStore,
-    in_flight: Mutex<HashMap<CacheKey, watch::Receiver<()>>>,
+    in_flight: Mutex<HashMap<CacheKey, watch::Receiver<()>, key::DigestState>>,
 }
 
 impl RouteCache {
@@ -93,8 +128,8 @@ pub struct CacheStep {
 
 /// What the step decided before forwarding.
 pub enum Lookup {
-    /// Answered from the cache.
-    Hit(Response<GatewayBody>),
+    /// Answered from the cache: the stored answer, and its mark (`HIT` and its age).
+    Hit(Response<GatewayBody>, CacheMark),
     /// Forward, then hand the upstream's response to [`Pending::finish`].
     Forward(Pending),
 }
@@ -212,20 +247,20 @@ impl CacheStep {
             verdict = Verdict::Bypass;
         } else {
             if let Some(entry) = store.get(&key).await {
-                return Lookup::Hit(fill::hit_response(&entry, head));
+                return fill::hit(&entry, head);
             }
             match self.join_or_lead(&key) {
                 Ok(lead) => {
                     // The previous fetch may have stored its answer just before leaving.
                     if let Some(entry) = store.get(&key).await {
-                        return Lookup::Hit(fill::hit_response(&entry, head));
+                        return fill::hit(&entry, head);
                     }
                     leader = Some(lead);
                 }
                 Err(mut waiting) => {
                     let _ = tokio::time::timeout(self.wait, waiting.changed()).await;
                     if let Some(entry) = store.get(&key).await {
-                        return Lookup::Hit(fill::hit_response(&entry, head));
+                        return fill::hit(&entry, head);
                     }
                     // The answer could not be stored: fetch our own.
                 }

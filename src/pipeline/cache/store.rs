@@ -2,7 +2,6 @@
 //! The cluster store (Redis, `store: cluster`) implements the same contract later.
 
 use std::future::Future;
-use std::hash::RandomState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use quick_cache::OptionsBuilder;
 use quick_cache::sync::DefaultLifecycle;
 use tokio::time::Instant;
 
-use super::key::CacheKey;
+use super::key::{CacheKey, DigestState};
 
 /// A stored upstream response, as the upstream sent it (less hop-by-hop headers).
 #[derive(Debug)]
@@ -33,17 +32,15 @@ pub struct CachedResponse {
     /// The store's invalidation clock when the request that fetched it started: a write to
     /// the path after that moment makes it invalid.
     pub stamp: u64,
+    /// What the headers weigh (see [`CachedResponse::weight`]), counted once when stored.
+    pub headers_weight: u32,
 }
 
 impl CachedResponse {
-    /// Bytes the entry takes, roughly: body, headers and a fixed overhead.
+    /// Bytes the entry takes, roughly: body, headers (each name and value, and 32 bytes),
+    /// key and a fixed overhead.
     pub fn weight(&self, key: &CacheKey) -> u32 {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + 32)
-            .sum();
-        let total = self.body.len() + headers + key.weight() + 160;
+        let total = self.body.len() + self.headers_weight as usize + key.weight() + 160;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 
@@ -88,12 +85,12 @@ const MAX_SHARDS: usize = 16;
 /// A guess at an entry's weight, to size the tables.
 const ESTIMATED_ENTRY_BYTES: u64 = 2048;
 
-/// The entries: keys hashed with `RandomState`, weighed by [`CachedResponse::weight`].
+/// The entries: keys placed by their digest, weighed by [`CachedResponse::weight`].
 type Entries = quick_cache::sync::Cache<
     CacheKey,
     Arc<CachedResponse>,
     EntryWeight,
-    RandomState,
+    DigestState,
     DefaultLifecycle<CacheKey, Arc<CachedResponse>>,
 >;
 
@@ -110,8 +107,8 @@ impl quick_cache::Weighter<CacheKey, Arc<CachedResponse>> for EntryWeight {
 /// The node-local store: a [`quick_cache`] map bounded by weight (`max_memory`), whose
 /// CLOCK-PRO policy keeps entries that are used again over entries not used since they were
 /// stored. An entry past its time to live is dropped when it is next looked up (or evicted
-/// under memory pressure). Keys are hashed with std's `RandomState` (SipHash, a random key
-/// per process): clients choose them.
+/// under memory pressure). Keys are placed by their digest, std's `RandomState` (SipHash, a
+/// random key per process), computed once per key: clients choose them.
 ///
 /// The entries are not in moka (the architecture's first choice) because a store on every
 /// miss there cost about 7 µs of CPU (write-op channel, deque upkeep, epoch reclamation),
@@ -156,7 +153,7 @@ impl LocalStore {
             Ok(options) => Entries::with_options(
                 options,
                 EntryWeight,
-                RandomState::new(),
+                DigestState::default(),
                 DefaultLifecycle::default(),
             ),
             // Only a zero capacity is refused; validation keeps `max_memory` above that.
@@ -164,7 +161,7 @@ impl LocalStore {
                 estimated,
                 max_memory.max(1),
                 EntryWeight,
-                RandomState::new(),
+                DigestState::default(),
                 DefaultLifecycle::default(),
             ),
         };
