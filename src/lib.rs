@@ -15,6 +15,7 @@ pub mod error;
 pub mod http1;
 pub mod observability;
 pub mod pipeline;
+pub mod poll_clock;
 pub mod router;
 pub mod runtime;
 pub mod server;

@@ -300,7 +300,7 @@ async fn attempt_once(
 fn ended_at(result: &Result<UpstreamResponse, Failure>) -> Instant {
     match result {
         Ok(answer) => answer.answered,
-        Err(_) => Instant::now(),
+        Err(_) => crate::poll_clock::now(),
     }
 }
 

@@ -59,7 +59,10 @@ impl Drop for Finish {
             if let Some(counter) = bytes_in {
                 entry.bytes_in = counter.load(Ordering::Relaxed);
             }
-            entry.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            entry.duration_ms = crate::poll_clock::now()
+                .saturating_duration_since(started)
+                .as_secs_f64()
+                * 1000.0;
             log.write(&entry);
         }
     }

@@ -32,7 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderValue, Request, Response, Uri};
-use tokio::time::Instant;
 
 use crate::body::{GatewayBody, IncomingBody, RequestBody};
 use crate::error::{ErrorKind, GatewayError};
@@ -153,7 +152,7 @@ impl Gateway {
             conn.activity.on_request_start();
             let runtime = self.runtime.current();
             // Read only for the access log's duration.
-            let started = runtime.access_log.is_some().then(Instant::now);
+            let started = runtime.access_log.is_some().then(crate::poll_clock::now);
             let request_id = request_id::take(request.headers());
             let (client_ip, peer_trusted) = runtime
                 .trusted_proxies
@@ -228,7 +227,7 @@ impl Gateway {
                     Some(Box::new(PendingLog {
                         log: log.clone(),
                         entry,
-                        started: started.unwrap_or_else(Instant::now),
+                        started: started.unwrap_or_else(crate::poll_clock::now),
                         bytes_in: ctx.bytes_in,
                     }))
                 }

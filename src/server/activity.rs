@@ -47,7 +47,9 @@ impl ConnActivity {
     }
 
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        crate::poll_clock::now()
+            .saturating_duration_since(self.epoch)
+            .as_millis() as u64
     }
 
     /// Bytes arrived from the client: an idle connection starts receiving a request head.

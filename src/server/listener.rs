@@ -66,7 +66,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
         let shutdown = shutdown.clone();
-        tracker.spawn(async move {
+        // Clocked: what runs in the connection's task reads the clock once per poll.
+        tracker.spawn(crate::poll_clock::Clocked::new(async move {
             let mut accepted = Accepted {
                 peer,
                 local,
@@ -84,6 +85,6 @@ pub async fn serve(
                 }
             }
             drop(permit);
-        });
+        }));
     }
 }

@@ -83,6 +83,10 @@ pub async fn connect(
     endpoint: &Endpoint,
     deadline: Instant,
 ) -> Result<Connection, Failure> {
+    // A ready connection needs no timer.
+    if let Some(connection) = endpoint.pool().ready() {
+        return Ok(connection);
+    }
     let url = &endpoint.target.url;
     match tokio::time::timeout_at(
         deadline,
@@ -152,7 +156,7 @@ pub fn exchange(
                 }
             }
         };
-        let answered = Instant::now();
+        let answered = crate::poll_clock::now();
         Ok(UpstreamResponse {
             response,
             elapsed: answered.saturating_duration_since(started),

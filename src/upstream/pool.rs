@@ -110,19 +110,28 @@ impl TargetPool {
         &self,
         connect_timeout: Duration,
     ) -> Result<Connection, ConnectError> {
+        if let Some(connection) = self.ready() {
+            return Ok(connection);
+        }
+        // Connecting is the cold path: boxed, so its state does not weigh on every exchange.
+        Box::pin(self.open(connect_timeout)).await
+    }
+
+    /// A connection to use at once, without connecting: the worker's HTTP/2 connection to
+    /// the target, or an idle HTTP/1.1 one.
+    pub(super) fn ready(&self) -> Option<Connection> {
         // Only h2c and https targets can have an HTTP/2 connection: plain HTTP/1.1 skips
         // the look.
         let may_be_h2 = self.protocol == UpstreamProtocol::H2c || self.tls.is_some();
         if may_be_h2 && let Some(sender) = self.h2_sender() {
-            return Ok(Connection::Http2(sender));
+            return Some(Connection::Http2(sender));
         }
         if self.protocol == UpstreamProtocol::Http1
             && let Some(pooled) = self.take()
         {
-            return Ok(Connection::Http1(pooled));
+            return Some(Connection::Http1(pooled));
         }
-        // Connecting is the cold path: boxed, so its state does not weigh on every exchange.
-        Box::pin(self.open(connect_timeout)).await
+        None
     }
 
     /// The worker's open HTTP/2 connection to the target, if it has one.
@@ -136,9 +145,10 @@ impl TargetPool {
     /// The most recently used idle HTTP/1.1 connection that is still open and ready; the
     /// ones found closed (or too old) on the way are dropped.
     fn take(&self) -> Option<Box<Http1Conn>> {
+        let now = crate::poll_clock::now();
         let mut idle = lock(&self.idle);
         while let Some(mut entry) = idle.pop() {
-            if entry.since.elapsed() < IDLE_TIMEOUT && entry.conn.ready_now() {
+            if now.saturating_duration_since(entry.since) < IDLE_TIMEOUT && entry.conn.ready_now() {
                 return Some(entry.conn);
             }
         }
@@ -153,7 +163,7 @@ impl TargetPool {
         }
         idle.push(Idle {
             conn,
-            since: Instant::now(),
+            since: crate::poll_clock::now(),
         });
     }
 

@@ -57,7 +57,7 @@ impl TargetState {
     /// EWMA, decaying toward zero while it gets no answers; `balance: ewma` and
     /// `GET /services`).
     pub fn latency(&self) -> Option<std::time::Duration> {
-        self.latency.estimate(Instant::now())
+        self.latency.estimate(crate::poll_clock::now())
     }
 
     /// Adds the latency of an attempt sent at `started` to the estimate when its outcome
@@ -141,7 +141,7 @@ impl Attempt {
         Self {
             target: target.clone(),
             service: service.clone(),
-            started: Instant::now(),
+            started: crate::poll_clock::now(),
         }
     }
 
@@ -154,7 +154,7 @@ impl Attempt {
     /// the latency feeds the target's EWMA, failures feed passive ejection and the service's
     /// circuit breaker.
     pub fn finish(self, outcome: Outcome) {
-        self.finish_at(outcome, Instant::now());
+        self.finish_at(outcome, crate::poll_clock::now());
     }
 
     /// [`Attempt::finish`] for an attempt that ended at `now` (read once by the caller).

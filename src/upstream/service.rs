@@ -9,7 +9,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::uri::{Authority, Scheme};
 use http::{HeaderMap, HeaderValue};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::balance::{Balance, Balancer};
@@ -211,7 +210,7 @@ impl Endpoints {
     /// The target for a request, as an index into `targets`: one the service's balancer
     /// chooses among those available and not in `tried`. `None` when no target is left.
     pub fn pick(&self, key: &PickKey<'_>, tried: &[usize]) -> Option<usize> {
-        let now = Instant::now();
+        let now = crate::poll_clock::now();
         if self.targets.len() == 1 {
             return (!tried.contains(&0) && self.targets[0].state.available(now)).then_some(0);
         }

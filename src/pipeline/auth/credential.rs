@@ -100,10 +100,14 @@ impl Source {
 
 /// The value after `scheme ` in an `Authorization` value (the scheme is case-insensitive).
 pub fn strip_scheme<'v>(value: &'v str, scheme: &str) -> Option<&'v str> {
-    let (given, rest) = value.split_once(' ')?;
-    given
-        .eq_ignore_ascii_case(scheme)
-        .then_some(rest.trim_start())
+    // The scheme is a short ASCII word: compared by bytes, without searching the whole value.
+    let given = value.as_bytes().get(..scheme.len())?;
+    if !given.eq_ignore_ascii_case(scheme.as_bytes())
+        || value.as_bytes().get(scheme.len()) != Some(&b' ')
+    {
+        return None;
+    }
+    value.get(scheme.len() + 1..).map(str::trim_start)
 }
 
 /// The value of cookie `name` in the `Cookie` headers.
@@ -211,6 +215,18 @@ mod tests {
         assert!(p.headers.contains_key(AUTHORIZATION));
         source.remove(&mut p, "Basic");
         assert!(!p.headers.contains_key(AUTHORIZATION));
+    }
+
+    #[test]
+    fn the_scheme_is_a_whole_word() {
+        assert_eq!(strip_scheme("Bearer t", "Bearer"), Some("t"));
+        assert_eq!(strip_scheme("BEARER  t", "Bearer"), Some("t"));
+        assert_eq!(strip_scheme("Bearer", "Bearer"), None);
+        assert_eq!(strip_scheme("Bearert", "Bearer"), None);
+        assert_eq!(strip_scheme("Bearerx t", "Bearer"), None);
+        assert_eq!(strip_scheme("Bear t", "Bearer"), None);
+        assert_eq!(strip_scheme("Bearer ", "Bearer"), Some(""));
+        assert_eq!(strip_scheme("Béarer t", "Bearer"), None);
     }
 
     #[test]

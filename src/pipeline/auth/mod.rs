@@ -38,7 +38,7 @@ pub use identity::{
 
 /// Seconds since the Unix epoch: the clock of token `exp`/`nbf` and revocations.
 pub(super) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
+    crate::poll_clock::system_now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }

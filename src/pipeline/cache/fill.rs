@@ -11,7 +11,6 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use tokio::time::Instant;
 
 use super::store::{CacheStore, CachedResponse};
 use super::{CacheKey, CacheMark, Leader, Lookup, RouteCache, Verdict, policy};
@@ -175,7 +174,7 @@ impl Fill {
                 status: parts.status,
                 headers: stored.headers,
                 body: body.clone(),
-                stored_at: Instant::now(),
+                stored_at: crate::poll_clock::now(),
                 ttl,
                 stamp: self.stamp,
                 headers_weight: stored.weight,
@@ -245,7 +244,7 @@ pub(super) fn hit(entry: &CachedResponse, head: bool) -> Lookup {
     let mut response = Response::new(body);
     *response.status_mut() = entry.status;
     response.headers_mut().clone_from(&entry.headers);
-    let age = Instant::now()
+    let age = crate::poll_clock::now()
         .saturating_duration_since(entry.stored_at)
         .as_secs();
     Lookup::Hit(

@@ -208,7 +208,7 @@ impl CacheStore for LocalStore {
 
     async fn get(&self, key: &CacheKey) -> Option<Arc<CachedResponse>> {
         let entry = self.entries.get(key)?;
-        if entry.expired(Instant::now()) {
+        if entry.expired(crate::poll_clock::now()) {
             // Dropped unless a fresher answer replaced it meanwhile.
             self.entries
                 .remove_if(key, |stored| Arc::ptr_eq(stored, &entry));

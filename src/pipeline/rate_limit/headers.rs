@@ -6,7 +6,7 @@
 //! (`"100/1m"`).
 
 use std::fmt::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -51,7 +51,7 @@ pub(super) fn fields(tier: &Tier, decision: &Decision) -> Option<RateFields> {
         0
     };
     let reset_in = whole_seconds(decision.reset);
-    let now = SystemTime::now()
+    let now = crate::poll_clock::system_now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let reset_at = whole_seconds(now + decision.reset);

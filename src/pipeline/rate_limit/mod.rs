@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tokio::time::Instant;
 
 use super::added_fields::RateFields;
 use super::auth::Identity;
@@ -136,7 +135,7 @@ impl RateLimitStep {
             .unwrap_or(&self.default);
         let decision = tier
             .limits
-            .check(&key, Instant::now())
+            .check(&key, crate::poll_clock::now())
             .await
             .map_err(|err| {
                 GatewayError::new(

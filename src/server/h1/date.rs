@@ -1,7 +1,7 @@
 //! The `Date` header value, formatted once a second per thread (as hyper caches it).
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 /// An IMF-fixdate is always this long: `Sun, 06 Nov 1994 08:49:37 GMT`.
 const LEN: usize = 29;
@@ -12,7 +12,7 @@ thread_local! {
 
 /// Appends the current date, in HTTP's format, to `out`.
 pub(super) fn extend(out: &mut Vec<u8>) {
-    let now = SystemTime::now();
+    let now = crate::poll_clock::system_now();
     let second = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
@@ -37,6 +37,7 @@ pub(super) fn extend(out: &mut Vec<u8>) {
 #[allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     #[test]
     fn the_date_parses_back_to_now() {

@@ -109,9 +109,10 @@ fn build(
     lines: &mut HeadLines,
 ) -> Option<Request<IncomingBody>> {
     let uri = Uri::from_maybe_shared(bytes.slice(path.0..path.1)).ok()?;
-    // Room for the headers the pipeline adds on the way upstream (`X-Forwarded-*`,
-    // `X-Request-Id`, identity headers): the map is not grown on the hot path.
-    let headers = http1::header_map(bytes, lines, 8)?;
+    // A little room only: what the pipeline adds on the way upstream (`X-Forwarded-*`,
+    // `X-Request-Id`, identity headers) is written beside the map (`upstream::AddedHeaders`)
+    // on the usual path.
+    let headers = http1::header_map(bytes, lines, 2)?;
     let mut request = Request::new(IncomingBody::Empty);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
