@@ -71,8 +71,8 @@ pub struct ForwardedFor<'a> {
 }
 
 /// Rewrites request headers for the upstream: hop-by-hop, identity and claim headers out,
-/// `Host` set; `X-Forwarded-*` and `X-Request-Id` go in `added`, which replaces the
-/// request's own fields of those names.
+/// `Host` set; `X-Forwarded-*` and `X-Request-Id` go in `added` (empty before: they are its
+/// first fields), which replaces the request's own fields of those names.
 pub fn prepare_request_headers(
     headers: &mut HeaderMap,
     fwd: &ForwardedFor<'_>,
@@ -107,24 +107,24 @@ pub fn prepare_request_headers(
         None => Some(fwd.peer.clone()),
     };
     if let Some(value) = xff {
-        added.set(X_FORWARDED_FOR.clone(), value);
+        added.push_new(X_FORWARDED_FOR.clone(), value);
     }
     if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        added.set(
+        added.push_new(
             X_FORWARDED_PROTO.clone(),
             HeaderValue::from_static(fwd.proto),
         );
     }
     if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_HOST)) {
         match fwd.host {
-            Some(host) => added.set(X_FORWARDED_HOST.clone(), host.clone()),
+            Some(host) => added.push_new(X_FORWARDED_HOST.clone(), host.clone()),
             None => {
                 headers.remove(&X_FORWARDED_HOST);
             }
         }
     }
     headers.insert(header::HOST, fwd.upstream_host.clone());
-    added.set(
+    added.push_new(
         super::request_id::X_REQUEST_ID.clone(),
         fwd.request_id.clone(),
     );

@@ -27,6 +27,13 @@ impl AddedHeaders {
         }
     }
 
+    /// Adds `name`, which the caller knows was not added before (one of the forwarding
+    /// fields, added first): no search.
+    pub fn push_new(&mut self, name: HeaderName, value: HeaderValue) {
+        debug_assert!(!self.replaces(&name), "{name} added twice");
+        self.0.push((name, value));
+    }
+
     /// Whether the request's own field `name` is replaced (and so not sent).
     pub fn replaces(&self, name: &HeaderName) -> bool {
         self.0.iter().any(|(n, _)| n == name)
