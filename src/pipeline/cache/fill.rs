@@ -183,12 +183,12 @@ impl Fill {
                 cache,
                 key,
                 verdict,
-                _leader,
+                _leader: leader,
                 ..
             } = *self;
             cache.store().insert(key, entry).await;
             // The leader drops here, after the entry is in: those waiting find it.
-            drop(_leader);
+            drop(leader);
             let body = if head {
                 GatewayBody::Empty
             } else {
