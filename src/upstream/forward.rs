@@ -88,12 +88,9 @@ pub async fn connect(
         return Ok(connection);
     }
     let url = &endpoint.target.url;
-    match tokio::time::timeout_at(
-        deadline,
-        endpoint.pool().connection(service.connect_timeout),
-    )
-    .await
-    {
+    // Connecting is the cold path: boxed, so its state does not weigh on every exchange.
+    let opened = Box::pin(endpoint.pool().open(service.connect_timeout));
+    match tokio::time::timeout_at(deadline, opened).await {
         Ok(Ok(connection)) => Ok(connection),
         Ok(Err(err)) => Err(connect_error(err, url)),
         Err(_) => Err(connect_error(ConnectError::Timeout, url)),

@@ -104,21 +104,8 @@ impl TargetPool {
         lock(&self.idle).len()
     }
 
-    /// A connection for one request: the worker's HTTP/2 connection to the target, else the
-    /// most recently used idle HTTP/1.1 one that is still open, else a new one.
-    pub(super) async fn connection(
-        &self,
-        connect_timeout: Duration,
-    ) -> Result<Connection, ConnectError> {
-        if let Some(connection) = self.ready() {
-            return Ok(connection);
-        }
-        // Connecting is the cold path: boxed, so its state does not weigh on every exchange.
-        Box::pin(self.open(connect_timeout)).await
-    }
-
     /// A connection to use at once, without connecting: the worker's HTTP/2 connection to
-    /// the target, or an idle HTTP/1.1 one.
+    /// the target, or the most recently used idle HTTP/1.1 one that is still open.
     pub(super) fn ready(&self) -> Option<Connection> {
         // Only h2c and https targets can have an HTTP/2 connection: plain HTTP/1.1 skips
         // the look.
