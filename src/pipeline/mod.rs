@@ -58,7 +58,8 @@ pub struct Gateway {
 pub struct Answer {
     /// The response.
     pub response: Response<ClientBody>,
-    /// `X-Request-Id` and the rate-limit fields, which replace the response's own.
+    /// `X-Request-Id`, the rate-limit fields and the cache's, which replace the response's
+    /// own.
     pub added: AddedFields,
 }
 
@@ -358,37 +359,35 @@ impl Gateway {
                         route.response_transform.as_ref().map(|t| t.prepare(&vars));
                     // `cache` sits before the upstream; `response_transform` after it, so it
                     // also applies to what the cache serves.
-                    let cache = match &route.cache {
-                        Some(step) => {
-                            match step.lookup(&request, &path, ctx.identity.as_deref()).await {
-                                cache::Lookup::Hit(mut response, mark) => {
-                                    ctx.cached(mark);
-                                    return match response_transform {
-                                        Some(step) => {
-                                            ctx.cache_fields_into(&mut response);
-                                            Box::pin(step.apply(response)).await
-                                        }
-                                        None => Ok(response),
-                                    };
+                    let mut response = 'answered: {
+                        let cache = match &route.cache {
+                            Some(step) => {
+                                match step.lookup(&request, &path, ctx.identity.as_deref()).await {
+                                    cache::Lookup::Hit(response, mark) => {
+                                        ctx.cached(mark);
+                                        break 'answered response;
+                                    }
+                                    cache::Lookup::Forward(pending) => Some(pending),
                                 }
-                                cache::Lookup::Forward(pending) => Some(pending),
                             }
+                            None => None,
+                        };
+                        if let Some(method) =
+                            cache.as_ref().and_then(cache::Pending::upstream_method)
+                        {
+                            *request.method_mut() = method;
                         }
-                        None => None,
-                    };
-                    if let Some(method) = cache.as_ref().and_then(cache::Pending::upstream_method) {
-                        *request.method_mut() = method;
-                    }
-                    let outbound =
-                        self.outbound(runtime, route, plan, request, upstream_path, conn, ctx)?;
-                    let response = Self::forward(plan, outbound, ctx).await?;
-                    let mut response = match cache {
-                        Some(pending) => {
-                            let (response, verdict) = pending.finish(response).await?;
-                            ctx.cached(cache::CacheMark::forwarded(verdict));
-                            response
+                        let outbound =
+                            self.outbound(runtime, route, plan, request, upstream_path, conn, ctx)?;
+                        let response = Self::forward(plan, outbound, ctx).await?;
+                        match cache {
+                            Some(pending) => {
+                                let (response, verdict) = pending.finish(response).await?;
+                                ctx.cached(cache::CacheMark::forwarded(verdict));
+                                response
+                            }
+                            None => response,
                         }
-                        None => response,
                     };
                     match response_transform {
                         Some(step) => {
