@@ -11,7 +11,7 @@
 use http::header::AGE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::cache::{CacheMark, X_CACHE};
+use super::cache::{self, CacheMark, X_CACHE};
 use super::request_id::X_REQUEST_ID;
 
 /// The names of the rate-limit fields, in the order of [`RateFields`]' values.
@@ -84,10 +84,7 @@ impl AddedFields {
     /// Puts the fields into `headers`, replacing those of the same names.
     pub fn insert_into(self, headers: &mut HeaderMap) {
         if let Some((verdict, age)) = self.cache {
-            headers.insert(X_CACHE.clone(), verdict);
-            if let Some(age) = age {
-                headers.insert(AGE, age);
-            }
+            cache::insert_fields(headers, verdict, age);
         }
         if let Some(RateFields(values)) = self.rate_limit {
             for (name, value) in RATE_LIMIT_NAMES.iter().zip(values) {

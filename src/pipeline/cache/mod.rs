@@ -85,10 +85,16 @@ impl CacheMark {
     /// Puts the fields into `headers`, replacing those of the same names.
     pub fn insert_into(self, headers: &mut HeaderMap) {
         let (verdict, age) = self.values();
-        headers.insert(X_CACHE.clone(), verdict);
-        if let Some(age) = age {
-            headers.insert(AGE, age);
-        }
+        insert_fields(headers, verdict, age);
+    }
+}
+
+/// Puts `X-Cache` and, when given, `Age` (the values of a [`CacheMark`]) into `headers`,
+/// replacing those of the same names.
+pub fn insert_fields(headers: &mut HeaderMap, verdict: HeaderValue, age: Option<HeaderValue>) {
+    headers.insert(X_CACHE.clone(), verdict);
+    if let Some(age) = age {
+        headers.insert(AGE, age);
     }
 }
 
