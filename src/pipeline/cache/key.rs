@@ -3,6 +3,7 @@
 //! DoS-resistant keyed hasher (std's `RandomState`, one per process), and the maps it goes
 //! through hash only that digest.
 
+use std::borrow::Cow;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
@@ -117,6 +118,15 @@ impl Hasher for DigestHasher {
 /// Builds [`DigestHasher`]s.
 pub type DigestState = std::hash::BuildHasherDefault<DigestHasher>;
 
+/// `bytes` as text, invalid sequences replaced: `String::from_utf8_lossy`, with the usual
+/// case (valid UTF-8) checked a word at a time first.
+fn utf8_lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// A key's text while it is built: on the stack up to [`INLINE_KEY`] bytes.
 struct KeyText(SmallVec<[u8; INLINE_KEY]>);
 
@@ -160,23 +170,15 @@ impl KeySpec {
                 if i > 0 {
                     text.push_str(", ");
                 }
-                match std::str::from_utf8(value.as_bytes()) {
-                    Ok(value) => text.push_str(value),
-                    Err(_) => text.push_str(&String::from_utf8_lossy(value.as_bytes())),
-                }
+                text.push_str(&utf8_lossy(value.as_bytes()));
             }
         }
         if self.per_consumer {
             text.push('\0');
             text.push_str(consumer.unwrap_or("\u{1}"));
         }
-        // Only whole `str`s were pushed, so the text is UTF-8 (checked again all the same,
-        // a word at a time).
-        let text = match std::str::from_utf8(&text.0) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(&text.0),
-        };
-        CacheKey::of_text(&text, path.len())
+        // Only whole `str`s were pushed, so the text is UTF-8 (checked again all the same).
+        CacheKey::of_text(&utf8_lossy(&text.0), path.len())
     }
 
     /// The kept parameters, sorted by name (the order of one name's values is kept).
@@ -212,7 +214,6 @@ mod tests {
 
     #[test]
     fn tables_place_keys_by_their_digest() {
-        use std::hash::BuildHasher;
         let spec = spec(QueryVary::All);
         let headers = HeaderMap::new();
         let one = spec.key(&Method::GET, "/a", Some("x=1"), &headers, None);
