@@ -272,9 +272,12 @@ async fn cookies_private_and_no_store_are_never_stored() {
     for respect in ["true", "false"] {
         let gw = cached(&up, &format!("{{ respect_cache_control: {respect} }}")).await;
         let cases: [(&str, (&str, &str)); 3] = [
-            ("/cookie", ("x-reply-set-cookie", "session=1")),
-            ("/private", ("x-reply-cache-control", "private, max-age=60")),
-            ("/no-store", ("x-reply-cache-control", "no-store")),
+            ("/cookie", ("x-reply-header-set-cookie", "session=1")),
+            (
+                "/private",
+                ("x-reply-header-cache-control", "private, max-age=60"),
+            ),
+            ("/no-store", ("x-reply-header-cache-control", "no-store")),
         ];
         for (path, header) in cases {
             let before = up.hits();
@@ -339,20 +342,20 @@ async fn request_cache_control_bypasses_the_lookup() {
 async fn upstream_max_age_caps_the_ttl() {
     let up = upstream("a").await;
     let gw = cached(&up, "{ ttl: 60s }").await;
-    let short = [("x-reply-cache-control", "public, max-age=1")];
+    let short = [("x-reply-header-cache-control", "public, max-age=1")];
     assert_eq!(send(&gw, "GET", "/m", &short).await.cache(), "MISS");
     assert_eq!(send(&gw, "GET", "/m", &short).await.cache(), "HIT");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(send(&gw, "GET", "/m", &short).await.cache(), "MISS");
     // no-cache and max-age=0 from the upstream: not stored.
     for value in ["no-cache", "max-age=0"] {
-        let header = [("x-reply-cache-control", value)];
+        let header = [("x-reply-header-cache-control", value)];
         assert_eq!(send(&gw, "GET", "/n", &header).await.cache(), "BYPASS");
         assert_eq!(send(&gw, "GET", "/n", &header).await.cache(), "BYPASS");
     }
     // Ignored when respect_cache_control is off: the route's ttl applies.
     let gw = cached(&up, "{ ttl: 60s, respect_cache_control: false }").await;
-    let header = [("x-reply-cache-control", "no-cache")];
+    let header = [("x-reply-header-cache-control", "no-cache")];
     assert_eq!(send(&gw, "GET", "/n", &header).await.cache(), "MISS");
     assert_eq!(send(&gw, "GET", "/n", &header).await.cache(), "HIT");
 }
@@ -434,7 +437,7 @@ async fn concurrent_misses_make_one_upstream_request() {
         tasks.push(tokio::spawn(async move {
             let response = client()
                 .get(url)
-                .header("x-reply-set-cookie", "a=b")
+                .header("x-reply-header-set-cookie", "a=b")
                 .send()
                 .await
                 .expect("response");

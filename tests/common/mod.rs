@@ -132,10 +132,10 @@ fn json_response(status: StatusCode, value: Value) -> Response<TestBody> {
 }
 
 async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
-    let reply = |header: &str| request.headers().get(header).cloned();
-    let cache_control = reply("x-reply-cache-control");
-    let set_cookie = reply("x-reply-set-cookie");
-    let size = reply("x-reply-size").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let size = request
+        .headers()
+        .get("x-reply-size")
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     // `x-reply-header-NAME: value` asks for a `NAME: value` field on the answer.
     let extra: Vec<(HeaderName, HeaderValue)> = request
         .headers()
@@ -155,12 +155,6 @@ async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<TestB
             .expect("response"),
         None => answer_by_path(name, request).await?,
     };
-    if let Some(value) = cache_control {
-        response.headers_mut().insert("cache-control", value);
-    }
-    if let Some(value) = set_cookie {
-        response.headers_mut().insert("set-cookie", value);
-    }
     for (name, value) in extra {
         response.headers_mut().insert(name, value);
     }
