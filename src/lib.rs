@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod http1;
 pub mod observability;
+pub mod padded;
 pub mod pipeline;
 pub mod poll_clock;
 pub mod router;

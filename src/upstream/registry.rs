@@ -19,21 +19,48 @@ use super::health::{HealthSlot, TargetHealth};
 use super::lock;
 use super::passive::{Ejection, PassivePolicy};
 use super::retry::RetryBudget;
+use crate::padded::Padded;
 
 /// What live traffic and health checks know about one target of one service.
-#[derive(Debug, Default)]
+///
+/// What every request writes (requests in flight, latency) sits on cache lines apart from
+/// what every request only reads (health, ejection), and the count in flight is kept per
+/// worker thread: a write by one worker then never takes from the other cores a line they
+/// read or write on each request.
+#[derive(Debug)]
 pub struct TargetState {
-    in_flight: AtomicU32,
     health: TargetHealth,
     ejection: Ejection,
+    /// Requests in flight, counted by the worker that sent them (see [`Attempt`]).
+    in_flight: Box<[Padded<AtomicU32>]>,
     /// Latency up to response headers (`balance: ewma`).
-    pub(super) latency: PeakEwma,
+    pub(super) latency: Padded<PeakEwma>,
+}
+
+impl Default for TargetState {
+    fn default() -> Self {
+        Self {
+            health: TargetHealth::default(),
+            ejection: Ejection::default(),
+            in_flight: (0..crate::server::worker_count())
+                .map(|_| Padded::default())
+                .collect(),
+            latency: Padded::default(),
+        }
+    }
 }
 
 impl TargetState {
     /// Requests sent to this target and not answered yet.
     pub fn in_flight(&self) -> u32 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.in_flight.iter().fold(0, |sum, count| {
+            sum.wrapping_add(count.load(Ordering::Relaxed))
+        })
+    }
+
+    /// The count in flight of the calling worker thread.
+    fn in_flight_here(&self) -> &AtomicU32 {
+        &self.in_flight[crate::server::current_worker() % self.in_flight.len()]
     }
 
     /// Whether the target may get traffic now: not failing its health checks, not ejected.
@@ -127,20 +154,28 @@ impl Outcome {
 
 /// One request on its way to a target: counted in flight from [`Attempt::start`] until it is
 /// finished or dropped (a client that goes away cancels its attempt).
+///
+/// It borrows the states rather than cloning their `Arc`s: a clone and its drop write the
+/// shared counts, whose cache lines then move between the worker threads' cores on every
+/// request.
 #[derive(Debug)]
-pub struct Attempt {
-    target: Arc<TargetState>,
-    service: Arc<ServiceState>,
+pub struct Attempt<'a> {
+    target: &'a TargetState,
+    service: &'a ServiceState,
+    /// The count it was added to (its worker's), which it is taken from when it ends.
+    in_flight: &'a AtomicU32,
     started: Instant,
 }
 
-impl Attempt {
+impl<'a> Attempt<'a> {
     /// Counts a request to `target` of `service` in flight.
-    pub fn start(target: &Arc<TargetState>, service: &Arc<ServiceState>) -> Self {
-        target.in_flight.fetch_add(1, Ordering::Relaxed);
+    pub fn start(target: &'a TargetState, service: &'a ServiceState) -> Self {
+        let in_flight = target.in_flight_here();
+        in_flight.fetch_add(1, Ordering::Relaxed);
         Self {
-            target: target.clone(),
-            service: service.clone(),
+            target,
+            service,
+            in_flight,
             started: crate::poll_clock::now(),
         }
     }
@@ -167,9 +202,9 @@ impl Attempt {
     }
 }
 
-impl Drop for Attempt {
+impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        self.target.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
