@@ -6,6 +6,12 @@
 //! Each entry lives until its own deadline (the token's `exp`, or sooner). The map is split
 //! into shards behind short mutexes, each bounded in entries and in bytes; a full shard first
 //! drops expired entries, then arbitrary ones.
+//!
+//! The shards are split between the worker threads, as Envoy keeps a JWT cache per worker:
+//! each worker looks up and stores in its own shards only, so that a lookup writes (its lock,
+//! the value's count) only cache lines that stay on its core. Shared shards moved those lines
+//! between the cores on every request. A token used on several workers is checked once on
+//! each, and cached in each.
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,8 +19,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
+use crate::padded::Padded;
+
 /// How many shards the map is split into (a power of two).
 const SHARDS: usize = 16;
+
 /// Bytes of token text held per shard, at most (16 MiB in all).
 const SHARD_BYTES: usize = 1 << 20;
 /// Tokens longer than this are checked on every use instead of cached.
@@ -23,9 +32,12 @@ const MAX_TOKEN: usize = 8 * 1024;
 /// A bounded map from tokens to values, each valid until its deadline (seconds since the Unix
 /// epoch).
 pub(super) struct TokenCache<V> {
-    shards: Box<[Mutex<Shard<V>>]>,
+    /// Each on cache lines of its own: workers using neighbouring shards share no line.
+    shards: Box<[Padded<Mutex<Shard<V>>>]>,
     hasher: RandomState,
     per_shard: usize,
+    /// Shards per worker: `SHARDS` split between the workers (all of them for one).
+    per_worker: usize,
 }
 
 /// One shard: a table found by the token's hash, computed once per call for both the shard
@@ -70,23 +82,32 @@ impl<V> TokenCache<V> {
         Self {
             shards: (0..SHARDS)
                 .map(|_| {
-                    Mutex::new(Shard {
+                    Padded(Mutex::new(Shard {
                         table: HashTable::new(),
                         bytes: 0,
-                    })
+                    }))
                 })
                 .collect(),
             hasher: RandomState::default(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
+            per_worker: (SHARDS / crate::server::worker_count().clamp(1, SHARDS)).max(1),
         }
+    }
+
+    /// The shard of a token with this hash among the calling worker's.
+    fn index(&self, hash: u64) -> usize {
+        // The top bits pick the shard; the table uses the hash's low bits.
+        let first = crate::server::current_worker() * self.per_worker % SHARDS;
+        (first + (hash >> 60) as usize % self.per_worker) % SHARDS
     }
 
     /// The token's hash and its shard, locked.
     fn shard(&self, token: &str) -> (u64, MutexGuard<'_, Shard<V>>) {
         let hash = self.hasher.hash_one(token);
-        // The top bits pick the shard; the table uses the hash's low bits.
-        let index = (hash >> 60) as usize % SHARDS;
-        let shard = self.shards[index].lock().unwrap_or_else(|p| p.into_inner());
+        let shard = self.shards[self.index(hash)]
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         (hash, shard)
     }
 
@@ -142,7 +163,7 @@ impl<V> TokenCache<V> {
     pub(super) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).table.len())
+            .map(|s| s.0.lock().unwrap_or_else(|p| p.into_inner()).table.len())
             .sum()
     }
 }
@@ -185,7 +206,7 @@ mod tests {
             .shards
             .iter()
             .map(|s| {
-                let shard = s.lock().unwrap_or_else(|p| p.into_inner());
+                let shard = s.0.lock().unwrap_or_else(|p| p.into_inner());
                 assert_eq!(
                     shard.bytes,
                     shard.table.iter().map(|e| e.token.len()).sum::<usize>()
@@ -206,7 +227,7 @@ mod tests {
         let cache = TokenCache::new(SHARDS);
         // One entry per shard at most: fill a shard with an expired entry, then a live one.
         let keys: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
-        let shard_of = |k: &str| (cache.hasher.hash_one(k) >> 60) as usize % SHARDS;
+        let shard_of = |k: &str| cache.index(cache.hasher.hash_one(k));
         let a = &keys[0];
         let b = keys[1..]
             .iter()
