@@ -4,55 +4,53 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 
 use super::store::{CacheStore, CachedResponse};
-use super::{CacheKey, CacheMark, Leader, Lookup, RouteCache, Verdict, policy};
+use super::{CacheKey, CacheMark, CacheStep, Leader, Lookup, RouteCache, Verdict, policy};
 use crate::body::GatewayBody;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1;
 
-/// What the step still has to do once the upstream answered.
-pub struct Pending {
-    kind: PendingKind,
+/// What the step still has to do once the upstream answered. It borrows the route's step
+/// (which the request's runtime keeps) rather than cloning its `Arc`s: a clone writes a count
+/// that every worker thread writes, moving its cache line between cores on every request.
+pub struct Pending<'a> {
+    kind: PendingKind<'a>,
 }
 
-pub(super) enum PendingKind {
+pub(super) enum PendingKind<'a> {
     /// Not cached: only `X-Cache: BYPASS`.
     Bypass,
     /// A write: a 2xx answer invalidates the path's entries.
     Write {
-        cache: Arc<RouteCache>,
+        cache: &'a RouteCache,
         path: Arc<str>,
     },
     /// A miss (or a refresh): store the answer when it may be stored.
-    Fill(Box<Fill>),
+    Fill(Box<Fill<'a>>),
 }
 
 /// A response to store, once it comes.
-pub(super) struct Fill {
-    pub(super) cache: Arc<RouteCache>,
+pub(super) struct Fill<'a> {
+    /// The route's step: its cache and settings.
+    pub(super) step: &'a CacheStep,
     pub(super) key: CacheKey,
     pub(super) stamp: u64,
     /// The client asked with HEAD (sent upstream as GET): answer without the body.
     pub(super) head: bool,
     pub(super) verdict: Verdict,
-    pub(super) statuses: Arc<[StatusCode]>,
-    pub(super) ttl: Duration,
-    pub(super) max_body: u64,
-    pub(super) respect_cache_control: bool,
     /// Held while fetching for others; dropped once stored (or found unstorable).
     pub(super) _leader: Option<Leader>,
 }
 
-impl Pending {
-    pub(super) fn new(kind: PendingKind) -> Self {
+impl<'a> Pending<'a> {
+    pub(super) fn new(kind: PendingKind<'a>) -> Self {
         Self { kind }
     }
 
@@ -95,7 +93,7 @@ impl Pending {
     }
 }
 
-impl Fill {
+impl Fill<'_> {
     #[allow(
         clippy::manual_async_fn,
         reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
@@ -106,18 +104,19 @@ impl Fill {
     ) -> impl Future<Output = Result<(Response<GatewayBody>, Verdict), GatewayError>> + Send {
         async move {
             let head = self.head;
+            let step = self.step;
             let storable = policy::storable(
                 response.status(),
                 response.headers(),
-                &self.statuses,
-                self.ttl,
-                self.respect_cache_control,
+                &step.statuses,
+                step.ttl,
+                step.respect_cache_control,
             );
             let policy::Storable::Store(ttl) = storable else {
                 return Ok((without_body(response, head), Verdict::Bypass));
             };
             let declared = response.body().size_hint().upper();
-            if declared.is_some_and(|len| len > self.max_body) {
+            if declared.is_some_and(|len| len > step.max_body) {
                 return Ok((without_body(response, head), Verdict::Bypass));
             }
             let (mut parts, mut body) = response.into_parts();
@@ -141,7 +140,7 @@ impl Fill {
                         let Ok(data) = frame.into_data() else {
                             continue;
                         };
-                        if (buffer.len() + data.len()) as u64 > self.max_body {
+                        if (buffer.len() + data.len()) as u64 > step.max_body {
                             // Too large to keep: pass on what was read, then the rest.
                             buffer.extend_from_slice(&data);
                             let rest = GatewayBody::prefixed(buffer.freeze(), body);
@@ -180,13 +179,12 @@ impl Fill {
                 headers_weight: stored.weight,
             });
             let Fill {
-                cache,
                 key,
                 verdict,
                 _leader: leader,
                 ..
             } = *self;
-            cache.store().insert(key, entry).await;
+            step.cache.store().insert(key, entry).await;
             // The leader drops here, after the entry is in: those waiting find it.
             drop(leader);
             let body = if head {
@@ -235,7 +233,7 @@ fn compact(headers: &HeaderMap, text: Bytes) -> Compacted {
 
 /// The answer made from a stored entry, and its mark (`X-Cache: HIT` and `Age`, added by
 /// the caller).
-pub(super) fn hit(entry: &CachedResponse, head: bool) -> Lookup {
+pub(super) fn hit(entry: &CachedResponse, head: bool) -> Lookup<'static> {
     let body = if head {
         GatewayBody::Empty
     } else {

@@ -133,11 +133,11 @@ pub struct CacheStep {
 }
 
 /// What the step decided before forwarding.
-pub enum Lookup {
+pub enum Lookup<'a> {
     /// Answered from the cache: the stored answer, and its mark (`HIT` and its age).
     Hit(Response<GatewayBody>, CacheMark),
     /// Forward, then hand the upstream's response to [`Pending::finish`].
-    Forward(Pending),
+    Forward(Pending<'a>),
 }
 
 impl CacheStep {
@@ -214,12 +214,12 @@ impl CacheStep {
         request: &Request<B>,
         path: &str,
         identity: Option<&Identity>,
-    ) -> Lookup {
+    ) -> Lookup<'_> {
         let method = request.method();
         // Writes invalidate, never fill (a config cannot list them in `methods`).
         if is_write(method) {
             return Lookup::Forward(Pending::new(PendingKind::Write {
-                cache: self.cache.clone(),
+                cache: &self.cache,
                 path: path.into(),
             }));
         }
@@ -273,15 +273,11 @@ impl CacheStep {
             }
         }
         Lookup::Forward(Pending::new(PendingKind::Fill(Box::new(fill::Fill {
-            cache: self.cache.clone(),
+            step: self,
             key,
             stamp,
             head,
             verdict,
-            statuses: self.statuses.clone(),
-            ttl: self.ttl,
-            max_body: self.max_body,
-            respect_cache_control: self.respect_cache_control,
             _leader: leader,
         }))))
     }
