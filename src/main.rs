@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod allocator;
+
 /// mimalloc: faster than glibc's allocator for the many small, short-lived allocations of
 /// request handling, and it returns memory to the system when idle.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::MiMalloc = allocator::MiMalloc;
 use gatehouse::app::Gatehouse;
 use gatehouse::commands::{demo, hash_key, token};
 use gatehouse::config;
