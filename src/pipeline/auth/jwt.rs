@@ -135,7 +135,7 @@ impl JwtAuth {
                 consumers: cx.consumers.clone(),
             },
             revocations: settings.revocable.then(|| cx.state.revocations.clone()),
-            cache: TokenCache::new(CACHE_CAPACITY),
+            cache: TokenCache::per_worker(CACHE_CAPACITY),
             opaque_elsewhere: false,
         })
     }

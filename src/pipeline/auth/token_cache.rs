@@ -7,11 +7,12 @@
 //! into shards behind short mutexes, each bounded in entries and in bytes; a full shard first
 //! drops expired entries, then arbitrary ones.
 //!
-//! The shards are split between the worker threads, as Envoy keeps a JWT cache per worker:
-//! each worker looks up and stores in its own shards only, so that a lookup writes (its lock,
-//! the value's count) only cache lines that stay on its core. Shared shards moved those lines
-//! between the cores on every request. A token used on several workers is checked once on
-//! each, and cached in each.
+//! The JWT cache's shards are split between the worker threads ([`TokenCache::per_worker`]),
+//! as Envoy keeps a JWT cache per worker: each worker looks up and stores in its own shards
+//! only, so that a lookup writes (its lock, the value's count) only cache lines that stay on
+//! its core; shared shards moved those lines between the cores on every request. A token used
+//! on several workers is verified once on each. Introspection answers, which cost a call to
+//! the identity provider, stay in one cache for all workers.
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,7 +37,7 @@ pub(super) struct TokenCache<V> {
     shards: Box<[Padded<Mutex<Shard<V>>>]>,
     hasher: RandomState,
     per_shard: usize,
-    /// Shards per worker: `SHARDS` split between the workers (all of them for one).
+    /// Shards per worker: `SHARDS` split between the workers, or all of them when shared.
     per_worker: usize,
 }
 
@@ -77,8 +78,19 @@ impl<V> Shard<V> {
 }
 
 impl<V> TokenCache<V> {
-    /// A cache of at most about `capacity` entries.
+    /// A cache of at most about `capacity` entries, shared by every worker: for values that
+    /// are costly to get again (an identity provider's answer).
     pub(super) fn new(capacity: usize) -> Self {
+        Self::with_partitions(capacity, 1)
+    }
+
+    /// A cache of at most about `capacity` entries in all, split between the worker threads:
+    /// for values each worker can cheaply compute itself (a JWT's verification).
+    pub(super) fn per_worker(capacity: usize) -> Self {
+        Self::with_partitions(capacity, crate::server::worker_count())
+    }
+
+    fn with_partitions(capacity: usize, partitions: usize) -> Self {
         Self {
             shards: (0..SHARDS)
                 .map(|_| {
@@ -90,7 +102,7 @@ impl<V> TokenCache<V> {
                 .collect(),
             hasher: RandomState::default(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
-            per_worker: (SHARDS / crate::server::worker_count().clamp(1, SHARDS)).max(1),
+            per_worker: (SHARDS / partitions.clamp(1, SHARDS)).max(1),
         }
     }
 
@@ -237,6 +249,18 @@ mod tests {
         cache.insert(b, Arc::new("new"), 300, 200);
         assert_eq!(cache.get(b, 200).as_deref(), Some(&"new"));
         assert_eq!(cache.get(a, 50), None);
+    }
+
+    #[test]
+    fn a_per_worker_cache_keeps_a_workers_tokens() {
+        // Outside the workers, the calling thread counts as worker 0.
+        let cache = TokenCache::per_worker(64);
+        cache.insert("t", Arc::new(1), 2_000, 1_000);
+        assert_eq!(cache.get("t", 1_000).as_deref(), Some(&1));
+        for i in 0..1_000 {
+            cache.insert(&i.to_string(), Arc::new(i), 2_000, 1_000);
+        }
+        assert!(cache.len() <= 64 + SHARDS, "{}", cache.len());
     }
 
     #[test]
