@@ -24,6 +24,7 @@ pub mod store;
 pub mod sweep;
 pub mod template;
 pub mod upstream;
+pub mod worker_hold;
 
 use std::path::Path;
 

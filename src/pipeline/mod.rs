@@ -427,7 +427,7 @@ impl Gateway {
         // The circuit breaker answers 503 while open; a half-open probe slot is held until
         // the attempt has finished.
         let permit = service.admit()?;
-        let endpoints = service.endpoints();
+        let endpoints = service.endpoints_here();
         let index = endpoints.pick(&key, &[]).ok_or_else(no_healthy_target)?;
         let target = &endpoints.targets[index].target;
         if let Some(entry) = ctx.entry.as_mut() {
@@ -573,7 +573,7 @@ impl Gateway {
 struct Outbound<'rt> {
     service: &'rt upstream::ServiceRuntime,
     /// The service's targets, loaded once for the request.
-    endpoints: Arc<upstream::Endpoints>,
+    endpoints: crate::worker_hold::WorkerHold<upstream::Endpoints>,
     /// The target picked first.
     index: usize,
     /// The circuit breaker's admission, held until the attempts have finished.

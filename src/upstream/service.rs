@@ -17,6 +17,7 @@ use super::pool::{ClientPools, TargetPool, UpstreamProtocol, WorkerPools};
 use super::registry::{ServiceState, TargetKey, TargetState, UpstreamRegistry};
 use super::retry::RetryPolicy;
 use super::tls::{TargetTls, UpstreamTls};
+use crate::worker_hold::{WorkerHold, WorkerHolds};
 
 /// One address that serves a service.
 #[derive(Debug, Clone)]
@@ -146,6 +147,8 @@ pub struct ServiceRuntime {
     /// How failed attempts are retried; `None`: they are not.
     pub retry: Option<RetryPolicy>,
     endpoints: ArcSwap<Endpoints>,
+    /// Each worker's hold on `endpoints`, for its requests (see [`ServiceRuntime::endpoints_here`]).
+    holds: WorkerHolds<Endpoints>,
     /// The targets as configured (DNS names unresolved), that `endpoints` is made from.
     configured: Vec<Target>,
     balance: Balance,
@@ -271,6 +274,7 @@ impl ServiceRuntime {
             request_timeout,
             retry: None,
             endpoints: ArcSwap::from_pointee(endpoints),
+            holds: WorkerHolds::default(),
             configured: targets,
             balance,
             stop: CancellationToken::new(),
@@ -294,6 +298,12 @@ impl ServiceRuntime {
     /// The targets the service has now.
     pub fn endpoints(&self) -> Arc<Endpoints> {
         self.endpoints.load_full()
+    }
+
+    /// The targets the service has now, through the calling worker's hold (see
+    /// [`crate::worker_hold`]): for a request, which keeps them until it ends.
+    pub fn endpoints_here(&self) -> WorkerHold<Endpoints> {
+        self.holds.hold(&self.endpoints.load())
     }
 
     /// The balancing algorithm's name, as in the config (`GET /services`).

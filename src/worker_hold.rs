@@ -1,0 +1,101 @@
+//! Holds on a shared `Arc` that each worker thread makes for its own requests.
+//!
+//! A request that clones a shared `Arc` writes its count, and so does its drop: with every
+//! worker doing that on every request, the count's cache line moves between the cores each
+//! time. A [`WorkerHolds`] gives each worker one hold of its own (an `Arc` over the shared
+//! one) that its requests clone instead, for as long as any of them holds it and the shared
+//! value stays the one they hold. Only the worker's own lines are written.
+
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::padded::Padded;
+
+/// Each worker's hold on a shared value, kept while its requests use it.
+#[derive(Debug)]
+pub struct WorkerHolds<T> {
+    /// One slot per worker thread, each on its own cache lines.
+    slots: Box<[Slot<T>]>,
+}
+
+/// A worker's slot: the hold its requests share, while any of them keeps it.
+type Slot<T> = Padded<Mutex<Weak<Arc<T>>>>;
+
+/// A hold on a shared value, made by one worker and shared by its requests; dereferences to
+/// the value.
+#[derive(Debug)]
+#[allow(
+    clippy::redundant_allocation,
+    reason = "the outer `Arc` is the worker's own count; the inner one is the shared value's"
+)]
+pub struct WorkerHold<T>(Arc<Arc<T>>);
+
+impl<T> Clone for WorkerHold<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Deref for WorkerHold<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Default for WorkerHolds<T> {
+    fn default() -> Self {
+        Self {
+            slots: (0..crate::server::worker_count())
+                .map(|_| Padded(Mutex::new(Weak::new())))
+                .collect(),
+        }
+    }
+}
+
+impl<T> WorkerHolds<T> {
+    /// A hold on `current` for the calling worker (threads outside the workers count as the
+    /// first): the worker's own while it still holds `current`, else a new one.
+    pub fn hold(&self, current: &Arc<T>) -> WorkerHold<T> {
+        let slot = &self.slots[crate::server::current_worker() % self.slots.len()];
+        let mut held = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hold) = held.upgrade()
+            && Arc::ptr_eq(&*hold, current)
+        {
+            return WorkerHold(hold);
+        }
+        let hold = Arc::new(Arc::clone(current));
+        *held = Arc::downgrade(&hold);
+        WorkerHold(hold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_are_shared_while_the_value_stays() {
+        let holds = WorkerHolds::default();
+        let value = Arc::new(1);
+        let first = holds.hold(&value);
+        let second = holds.hold(&value);
+        assert!(Arc::ptr_eq(&first.0, &second.0), "one hold for the worker");
+        assert_eq!(Arc::strong_count(&value), 2, "the value is cloned once");
+
+        let newer = Arc::new(2);
+        let third = holds.hold(&newer);
+        assert_eq!(*third, 2, "a new value gets a new hold");
+        assert_eq!(*first, 1, "the old hold still reads the old value");
+
+        drop((first, second, third));
+        assert_eq!(
+            Arc::strong_count(&value),
+            1,
+            "the last request lets the value go"
+        );
+        let again = holds.hold(&newer);
+        assert_eq!(*again, 2);
+    }
+}
