@@ -5,9 +5,14 @@
 //! time. A [`WorkerHolds`] gives each worker one hold of its own (an `Arc` over the shared
 //! one) that its requests clone instead, for as long as any of them holds it and the shared
 //! value stays the one they hold. Only the worker's own lines are written.
+//!
+//! [`WorkerCopies`] does the same for values a request clones from the config, such as a
+//! header value (a clone of one shares its bytes' count): each worker gets a copy of its own.
 
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, Weak};
+
+use http::HeaderValue;
 
 use crate::padded::Padded;
 
@@ -71,6 +76,45 @@ impl<T> WorkerHolds<T> {
     }
 }
 
+/// One copy of a value per worker thread, each made on its own (not a clone sharing a count)
+/// and on cache lines of its own; cloning the whole set shares it.
+#[derive(Debug)]
+pub struct WorkerCopies<T>(Arc<[Padded<T>]>);
+
+impl<T> Clone for WorkerCopies<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> WorkerCopies<T> {
+    /// A copy per worker, each from `make`.
+    pub fn new(mut make: impl FnMut() -> T) -> Self {
+        Self(
+            (0..crate::server::worker_count())
+                .map(|_| Padded(make()))
+                .collect(),
+        )
+    }
+
+    /// The calling worker's copy (threads outside the workers use the first).
+    pub fn here(&self) -> &T {
+        &self.0[crate::server::current_worker() % self.0.len()]
+    }
+}
+
+impl WorkerCopies<HeaderValue> {
+    /// Copies of a header value whose bytes are each worker's own.
+    pub fn of_value(value: &HeaderValue) -> Self {
+        Self::new(|| {
+            let mut copy =
+                HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+            copy.set_sensitive(value.is_sensitive());
+            copy
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +141,17 @@ mod tests {
         );
         let again = holds.hold(&newer);
         assert_eq!(*again, 2);
+    }
+
+    #[test]
+    fn header_value_copies_are_equal_and_apart() {
+        let value = HeaderValue::from_str("users.internal:8080").expect("value");
+        let copies = WorkerCopies::of_value(&value);
+        assert_eq!(*copies.here(), value);
+        let first = copies.0[0].as_bytes().as_ptr();
+        for copy in copies.0.iter().skip(1) {
+            assert_eq!(**copy, value);
+            assert_ne!(copy.as_bytes().as_ptr(), first, "each worker's own bytes");
+        }
     }
 }

@@ -17,7 +17,7 @@ use super::pool::{ClientPools, TargetPool, UpstreamProtocol, WorkerPools};
 use super::registry::{ServiceState, TargetKey, TargetState, UpstreamRegistry};
 use super::retry::RetryPolicy;
 use super::tls::{TargetTls, UpstreamTls};
-use crate::worker_hold::{WorkerHold, WorkerHolds};
+use crate::worker_hold::{WorkerCopies, WorkerHold, WorkerHolds};
 
 /// One address that serves a service.
 #[derive(Debug, Clone)]
@@ -30,6 +30,9 @@ pub struct Target {
     pub authority: Authority,
     /// The `Host` header sent when the route does not preserve the client's.
     pub host_header: HeaderValue,
+    /// `host_header`, a copy per worker thread: the one requests clone (see
+    /// [`crate::worker_hold::WorkerCopies`]).
+    pub host_headers: WorkerCopies<HeaderValue>,
     /// Relative share of traffic (≥ 1).
     pub weight: u32,
     /// How to speak TLS to an `https` target (set by [`Target::with_tls`]).
@@ -83,6 +86,7 @@ impl Target {
             url: url.to_owned(),
             scheme,
             authority,
+            host_headers: WorkerCopies::of_value(&host_header),
             host_header,
             weight: weight.max(1),
             tls: None,

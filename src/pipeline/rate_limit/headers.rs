@@ -44,7 +44,8 @@ pub(super) fn limit_values(limits: &[(u64, Duration)]) -> Vec<HeaderValue> {
 /// The fields of `decision` for its answer; `None` when the decision names no limit of
 /// the tier.
 pub(super) fn fields(tier: &Tier, decision: &Decision) -> Option<RateFields> {
-    let limit = tier.limit_values.get(decision.limit)?;
+    let values = tier.values.here();
+    let limit = values.limits.get(decision.limit)?;
     let remaining = if decision.allowed {
         decision.remaining
     } else {
@@ -79,7 +80,7 @@ pub(super) fn fields(tier: &Tier, decision: &Decision) -> Option<RateFields> {
         limit.clone(),
         value(0..remaining_end),
         value(remaining_end..reset_end),
-        tier.policy.clone(),
+        values.policy.clone(),
         value(reset_end..text.len()),
     ]))
 }

@@ -17,6 +17,7 @@ use crate::config::{self, RateScope, Selector};
 use crate::error::{ErrorKind, GatewayError};
 use crate::store::local::LocalStore;
 use crate::store::{CounterKey, Decision, LimitSpec, PreparedLimits, RateStore};
+use crate::worker_hold::WorkerCopies;
 
 /// The compiled `rate_limit` step of a route.
 pub struct RateLimitStep {
@@ -43,8 +44,17 @@ struct Tier {
     limits: PreparedLimits,
     /// Policy names (the limits as written), in config order.
     names: Vec<Box<str>>,
+    /// `X-RateLimit-Limit` of each limit, in config order, and the `RateLimit-Policy`
+    /// value: a copy per worker thread, since every answer clones them (see
+    /// [`crate::worker_hold::WorkerCopies`]).
+    values: WorkerCopies<TierValues>,
+}
+
+/// The header values of a tier that every answer carries.
+struct TierValues {
     /// `X-RateLimit-Limit` of each limit, in config order.
-    limit_values: Vec<HeaderValue>,
+    limits: Vec<HeaderValue>,
+    /// `RateLimit-Policy`.
     policy: HeaderValue,
 }
 
@@ -167,13 +177,14 @@ impl Tier {
             burst,
         };
         let names: Vec<Box<str>> = rates.iter().map(|r| r.to_string().into()).collect();
-        let policy = headers::policy(&names, &spec.limits);
-        let limit_values = headers::limit_values(&spec.limits);
+        let values = WorkerCopies::new(|| TierValues {
+            limits: headers::limit_values(&spec.limits),
+            policy: headers::policy(&names, &spec.limits),
+        });
         Self {
             limits: PreparedLimits::Local(store.clone(), store.prepare(&spec)),
             names,
-            limit_values,
-            policy,
+            values,
         }
     }
 }
