@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::meter::{FixedWindow, Gcra, Meter, Params, SlidingWindow, Verdict};
 use super::{CounterKey, Decision, LimitSpec, RateStore, StoreUnavailable};
 use crate::config::RateAlgorithm;
+use crate::padded::Padded;
 
 /// Shards per table.
 const SHARDS: usize = 128;
@@ -84,7 +85,9 @@ struct Slot<M> {
 struct Table<M> {
     id: u64,
     params: Params,
-    shards: Box<[Mutex<Shard<M>>]>,
+    /// Each on cache lines of its own, so that workers counting keys of neighbouring shards
+    /// do not take the lines from each other.
+    shards: Box<[Padded<Mutex<Shard<M>>>]>,
 }
 
 struct Shard<M> {
@@ -114,10 +117,10 @@ impl<M: Meter> Table<M> {
     fn new(id: u64, params: Params) -> Self {
         let shards = (0..SHARDS)
             .map(|_| {
-                Mutex::new(Shard {
+                Padded(Mutex::new(Shard {
                     map: HashMap::default(),
                     next_sweep: 0,
-                })
+                }))
             })
             .collect();
         Self { id, params, shards }

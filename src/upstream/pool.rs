@@ -80,6 +80,11 @@ struct Idle {
 }
 
 /// One worker's connections to one target.
+///
+/// Aligned to 128 bytes (two cache lines, fetched in pairs): the workers' pools of a target
+/// are made one after the other on the main thread, and a worker takes and returns a
+/// connection on every request, which would take the line from a neighbour sharing it.
+#[repr(align(128))]
 pub struct TargetPool {
     authority: Authority,
     protocol: UpstreamProtocol,
