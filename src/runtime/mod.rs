@@ -6,9 +6,7 @@ mod compile;
 mod plan;
 mod state;
 
-use std::cell::RefCell;
-use std::ops::Deref;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -23,6 +21,7 @@ use crate::router::Router;
 use crate::upstream::ServiceRuntime;
 use crate::upstream::health::HealthCheck;
 use crate::upstream::status::{self, ServiceStatus};
+use crate::worker_hold::{WorkerHold, WorkerHolds};
 
 /// Connection and request limits of the listeners (`limits`, SPEC §2.1).
 #[derive(Debug, Clone, Copy)]
@@ -84,36 +83,18 @@ impl Runtime {
     }
 }
 
-thread_local! {
-    /// This thread's hold on the runtime its requests took last (see [`CurrentRuntime`]).
-    static HELD: RefCell<Weak<Arc<Runtime>>> = const { RefCell::new(Weak::new()) };
-}
-
-/// A request's hold on the runtime serving it; dereferences to the [`Runtime`].
-///
-/// The requests running on one thread at a time share one hold, an `Arc` that thread made:
-/// taking the runtime then writes a count on a cache line of that thread's only. A clone of
-/// the shared `Arc<Runtime>` per request made every worker thread write the same count, which
-/// moved its cache line from core to core on every request. The hold ends with the last of
-/// its requests; a later request (or one after a reload) makes a new one.
-#[derive(Clone)]
-#[allow(
-    clippy::redundant_allocation,
-    reason = "the outer `Arc` is the thread's own count; the inner one is the shared runtime's"
-)]
-pub struct CurrentRuntime(Arc<Arc<Runtime>>);
-
-impl Deref for CurrentRuntime {
-    type Target = Runtime;
-
-    fn deref(&self) -> &Runtime {
-        &self.0
-    }
-}
+/// A request's hold on the runtime serving it; dereferences to the [`Runtime`]. It is its
+/// worker's own hold (see [`crate::worker_hold`]): a clone of the shared `Arc<Runtime>` per
+/// request made every worker write the same count, moving its cache line from core to core on
+/// every request. The hold ends with the last of its requests; a later request (or one after
+/// a reload) makes a new one.
+pub type CurrentRuntime = WorkerHold<Runtime>;
 
 /// The runtime currently serving, swapped in one atomic step.
 pub struct RuntimeHandle {
     current: ArcSwap<Runtime>,
+    /// Each worker's hold on `current`, for its requests.
+    holds: WorkerHolds<Runtime>,
 }
 
 impl RuntimeHandle {
@@ -121,26 +102,14 @@ impl RuntimeHandle {
     pub fn new(runtime: Runtime) -> Self {
         Self {
             current: ArcSwap::from_pointee(runtime),
+            holds: WorkerHolds::default(),
         }
     }
 
-    /// The runtime serving now; requests keep theirs until they finish.
-    ///
-    /// The requests of one thread share one hold on it (see [`CurrentRuntime`]) for as long
-    /// as any of them runs and the runtime is not swapped.
+    /// The runtime serving now; requests keep theirs until they finish. The requests of one
+    /// worker share one hold on it for as long as any of them runs and it is not swapped.
     pub fn current(&self) -> CurrentRuntime {
-        let now = self.current.load();
-        HELD.with(|held| {
-            let mut held = held.borrow_mut();
-            if let Some(hold) = held.upgrade()
-                && Arc::ptr_eq(&*hold, &*now)
-            {
-                return CurrentRuntime(hold);
-            }
-            let hold = Arc::new(Arc::clone(&now));
-            *held = Arc::downgrade(&hold);
-            CurrentRuntime(hold)
-        })
+        self.holds.hold(&self.current.load())
     }
 
     /// Replaces the runtime for every request that starts after this call.
