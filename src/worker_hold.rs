@@ -19,12 +19,9 @@ use crate::padded::Padded;
 /// Each worker's hold on a shared value, kept while its requests use it.
 #[derive(Debug)]
 pub struct WorkerHolds<T> {
-    /// One slot per worker thread, each on its own cache lines.
-    slots: Box<[Slot<T>]>,
+    /// Each worker's slot: the hold its requests share, while any of them keeps it.
+    slots: WorkerCopies<Mutex<Weak<Arc<T>>>>,
 }
-
-/// A worker's slot: the hold its requests share, while any of them keeps it.
-type Slot<T> = Padded<Mutex<Weak<Arc<T>>>>;
 
 /// A hold on a shared value, made by one worker and shared by its requests; dereferences to
 /// the value.
@@ -52,9 +49,7 @@ impl<T> Deref for WorkerHold<T> {
 impl<T> Default for WorkerHolds<T> {
     fn default() -> Self {
         Self {
-            slots: (0..crate::server::worker_count())
-                .map(|_| Padded(Mutex::new(Weak::new())))
-                .collect(),
+            slots: WorkerCopies::new(|| Mutex::new(Weak::new())),
         }
     }
 }
@@ -63,8 +58,7 @@ impl<T> WorkerHolds<T> {
     /// A hold on `current` for the calling worker (threads outside the workers count as the
     /// first): the worker's own while it still holds `current`, else a new one.
     pub fn hold(&self, current: &Arc<T>) -> WorkerHold<T> {
-        let slot = &self.slots[crate::server::current_worker() % self.slots.len()];
-        let mut held = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.slots.here().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(hold) = held.upgrade()
             && Arc::ptr_eq(&*hold, current)
         {
@@ -77,7 +71,8 @@ impl<T> WorkerHolds<T> {
 }
 
 /// One copy of a value per worker thread, each made on its own (not a clone sharing a count)
-/// and on cache lines of its own; cloning the whole set shares it.
+/// and on cache lines of its own; cloning the whole set shares it. Also the per-worker slots
+/// of state each worker writes for itself (a count, a hold).
 #[derive(Debug)]
 pub struct WorkerCopies<T>(Arc<[Padded<T>]>);
 
@@ -100,6 +95,11 @@ impl<T> WorkerCopies<T> {
     /// The calling worker's copy (threads outside the workers use the first).
     pub fn here(&self) -> &T {
         &self.0[crate::server::current_worker() % self.0.len()]
+    }
+
+    /// Every worker's copy.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|copy| &copy.0)
     }
 }
 

@@ -213,7 +213,7 @@ async fn retrying(
             };
         };
         if attempts > 1 && !x.preserve_host {
-            let host = endpoint.target.host_header.clone();
+            let host = endpoint.target.host_header().clone();
             request.headers_mut().insert(HOST, host);
         }
         let attempt = Attempt::start(&endpoint.state, &x.service.state);

@@ -468,7 +468,7 @@ impl Gateway {
         });
         let upstream_host = match (&client_host, plan.preserve_host) {
             (Some(host), true) => host.clone(),
-            _ => target.host_headers.here().clone(),
+            _ => target.host_header().clone(),
         };
         let fwd = ForwardedFor {
             peer: &conn.peer_ip,

@@ -263,7 +263,7 @@ mod tests {
         let endpoints = service.endpoints();
         let first = &endpoints.targets[0];
         assert_eq!(first.target.authority.as_str(), "10.0.0.1:8080");
-        assert_eq!(first.target.host_header, "users.internal:8080");
+        assert_eq!(*first.target.host_header(), "users.internal:8080");
         assert_eq!(first.target.weight, 2);
         let kept = first.state.clone();
 

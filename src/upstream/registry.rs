@@ -20,6 +20,7 @@ use super::lock;
 use super::passive::{Ejection, PassivePolicy};
 use super::retry::RetryBudget;
 use crate::padded::Padded;
+use crate::worker_hold::WorkerCopies;
 
 /// What live traffic and health checks know about one target of one service.
 ///
@@ -32,7 +33,7 @@ pub struct TargetState {
     health: TargetHealth,
     ejection: Ejection,
     /// Requests in flight, counted by the worker that sent them (see [`Attempt`]).
-    in_flight: Box<[Padded<AtomicU32>]>,
+    in_flight: WorkerCopies<AtomicU32>,
     /// Latency up to response headers (`balance: ewma`).
     pub(super) latency: Padded<PeakEwma>,
 }
@@ -42,9 +43,7 @@ impl Default for TargetState {
         Self {
             health: TargetHealth::default(),
             ejection: Ejection::default(),
-            in_flight: (0..crate::server::worker_count())
-                .map(|_| Padded::default())
-                .collect(),
+            in_flight: WorkerCopies::new(AtomicU32::default),
             latency: Padded::default(),
         }
     }
@@ -56,11 +55,6 @@ impl TargetState {
         self.in_flight.iter().fold(0, |sum, count| {
             sum.wrapping_add(count.load(Ordering::Relaxed))
         })
-    }
-
-    /// The count in flight of the calling worker thread.
-    fn in_flight_here(&self) -> &AtomicU32 {
-        &self.in_flight[crate::server::current_worker() % self.in_flight.len()]
     }
 
     /// Whether the target may get traffic now: not failing its health checks, not ejected.
@@ -170,7 +164,7 @@ pub struct Attempt<'a> {
 impl<'a> Attempt<'a> {
     /// Counts a request to `target` of `service` in flight.
     pub fn start(target: &'a TargetState, service: &'a ServiceState) -> Self {
-        let in_flight = target.in_flight_here();
+        let in_flight = target.in_flight.here();
         in_flight.fetch_add(1, Ordering::Relaxed);
         Self {
             target,

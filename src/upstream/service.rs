@@ -28,11 +28,9 @@ pub struct Target {
     pub scheme: Scheme,
     /// `host:port` to connect to.
     pub authority: Authority,
-    /// The `Host` header sent when the route does not preserve the client's.
-    pub host_header: HeaderValue,
-    /// `host_header`, a copy per worker thread: the one requests clone (see
-    /// [`crate::worker_hold::WorkerCopies`]).
-    pub host_headers: WorkerCopies<HeaderValue>,
+    /// The `Host` header sent when the route does not preserve the client's, a copy per
+    /// worker thread, since every request clones it (see [`Target::host_header`]).
+    host_headers: WorkerCopies<HeaderValue>,
     /// Relative share of traffic (≥ 1).
     pub weight: u32,
     /// How to speak TLS to an `https` target (set by [`Target::with_tls`]).
@@ -87,11 +85,16 @@ impl Target {
             scheme,
             authority,
             host_headers: WorkerCopies::of_value(&host_header),
-            host_header,
             weight: weight.max(1),
             tls: None,
             address: url.to_owned(),
         })
+    }
+
+    /// The `Host` header sent when the route does not preserve the client's: the calling
+    /// worker's copy (see [`crate::worker_hold::WorkerCopies`]).
+    pub fn host_header(&self) -> &HeaderValue {
+        self.host_headers.here()
     }
 
     /// Whether the target is `https://`.
@@ -360,14 +363,14 @@ mod tests {
         assert_eq!(t.authority.as_str(), "127.0.0.1:9001");
         let t = Target::parse("http://users.internal", 2).expect("valid");
         assert_eq!(t.authority.as_str(), "users.internal:80");
-        assert_eq!(t.host_header, "users.internal");
+        assert_eq!(*t.host_header(), "users.internal");
         assert!(Target::parse("http://a:1/path", 1).is_err());
         let t = Target::parse("https://api.internal", 1).expect("valid");
         assert_eq!(t.authority.as_str(), "api.internal:443");
-        assert_eq!(t.host_header, "api.internal");
+        assert_eq!(*t.host_header(), "api.internal");
         assert!(t.is_https());
         let t = Target::parse("https://api.internal:8443", 1).expect("valid");
-        assert_eq!(t.host_header, "api.internal:8443");
+        assert_eq!(*t.host_header(), "api.internal:8443");
         assert!(Target::parse("ftp://a:1", 1).is_err());
     }
 
@@ -378,7 +381,7 @@ mod tests {
         let one = named.at("10.0.0.7:8080".parse().expect("addr"));
         assert_eq!(one.authority.as_str(), "10.0.0.7:8080");
         assert_eq!(one.address, "10.0.0.7:8080");
-        assert_eq!(one.host_header, "users.internal:8080");
+        assert_eq!(*one.host_header(), "users.internal:8080");
         assert_eq!(
             (one.url.as_str(), one.weight),
             ("http://users.internal:8080", 3)

@@ -24,7 +24,6 @@ use crate::padded::Padded;
 
 /// How many shards the map is split into (a power of two).
 const SHARDS: usize = 16;
-
 /// Bytes of token text held per shard, at most (16 MiB in all).
 const SHARD_BYTES: usize = 1 << 20;
 /// Tokens longer than this are checked on every use instead of cached.
@@ -117,7 +116,6 @@ impl<V> TokenCache<V> {
     fn shard(&self, token: &str) -> (u64, MutexGuard<'_, Shard<V>>) {
         let hash = self.hasher.hash_one(token);
         let shard = self.shards[self.index(hash)]
-            .0
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         (hash, shard)
@@ -175,7 +173,7 @@ impl<V> TokenCache<V> {
     pub(super) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.0.lock().unwrap_or_else(|p| p.into_inner()).table.len())
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).table.len())
             .sum()
     }
 }
@@ -218,7 +216,7 @@ mod tests {
             .shards
             .iter()
             .map(|s| {
-                let shard = s.0.lock().unwrap_or_else(|p| p.into_inner());
+                let shard = s.lock().unwrap_or_else(|p| p.into_inner());
                 assert_eq!(
                     shard.bytes,
                     shard.table.iter().map(|e| e.token.len()).sum::<usize>()

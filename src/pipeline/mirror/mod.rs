@@ -143,7 +143,7 @@ impl Mirror {
         head.version = version;
         head.headers = parts.headers.clone();
         if !source.preserve_host {
-            head.headers.insert(HOST, target.host_header.clone());
+            head.headers.insert(HOST, target.host_header().clone());
         }
         Some(head)
     }

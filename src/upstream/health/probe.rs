@@ -92,7 +92,7 @@ where
         let (mut sender, connection) = http1::handshake(io).await.map_err(failed)?;
         let request = request
             .uri(path)
-            .header(HOST, target.host_header.clone())
+            .header(HOST, target.host_header().clone())
             .header(CONNECTION, HeaderValue::from_static("close"))
             .body(Empty::<Bytes>::new())
             .map_err(|err| ProbeFailure::Exchange(err.to_string()))?;
@@ -102,7 +102,7 @@ where
     let (mut sender, connection) = http2::handshake(TokioExecutor::new(), io)
         .await
         .map_err(failed)?;
-    let authority = http::uri::Authority::try_from(target.host_header.as_bytes())
+    let authority = http::uri::Authority::try_from(target.host_header().as_bytes())
         .unwrap_or_else(|_| target.authority.clone());
     let uri = Uri::builder()
         .scheme(target.scheme.clone())
