@@ -24,11 +24,11 @@ pub fn request_directive(headers: &HeaderMap) -> RequestDirective {
     for value in headers.get_all(CACHE_CONTROL) {
         saw_cache_control = true;
         for (name, arg) in directives(value.as_bytes()) {
-            if name.eq_ignore_ascii_case("no-store") {
+            if name.eq_ignore_ascii_case(b"no-store") {
                 return RequestDirective::NoStore;
             }
-            if name.eq_ignore_ascii_case("no-cache")
-                || (name.eq_ignore_ascii_case("max-age") && arg.map(str::trim) == Some("0"))
+            if name.eq_ignore_ascii_case(b"no-cache")
+                || (name.eq_ignore_ascii_case(b"max-age") && arg.and_then(delta_seconds) == Some(0))
             {
                 directive = RequestDirective::Refresh;
             }
@@ -40,7 +40,7 @@ pub fn request_directive(headers: &HeaderMap) -> RequestDirective {
             .get_all(PRAGMA)
             .iter()
             .flat_map(|v| directives(v.as_bytes()))
-            .any(|(name, _)| name.eq_ignore_ascii_case("no-cache"))
+            .any(|(name, _)| name.eq_ignore_ascii_case(b"no-cache"))
     {
         directive = RequestDirective::Refresh;
     }
@@ -82,18 +82,15 @@ pub fn storable(
     let mut no_cache = false;
     for value in headers.get_all(CACHE_CONTROL) {
         for (name, arg) in directives(value.as_bytes()) {
-            let seconds = || {
-                arg.and_then(|a| a.trim().trim_matches('"').parse::<u64>().ok())
-                    .map(Duration::from_secs)
-            };
-            if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("private") {
+            let seconds = || arg.and_then(delta_seconds).map(Duration::from_secs);
+            if name.eq_ignore_ascii_case(b"no-store") || name.eq_ignore_ascii_case(b"private") {
                 return Storable::Private;
-            } else if name.eq_ignore_ascii_case("no-cache") {
+            } else if name.eq_ignore_ascii_case(b"no-cache") {
                 no_cache = true;
-            } else if name.eq_ignore_ascii_case("s-maxage") {
+            } else if name.eq_ignore_ascii_case(b"s-maxage") {
                 // A malformed value counts as 0: stale at once (RFC 9111 §4.2.1).
                 s_maxage = Some(seconds().unwrap_or_default());
-            } else if name.eq_ignore_ascii_case("max-age") {
+            } else if name.eq_ignore_ascii_case(b"max-age") {
                 max_age = Some(seconds().unwrap_or_default());
             }
         }
@@ -111,21 +108,34 @@ pub fn storable(
     }
 }
 
-/// The directives of one `Cache-Control` value: `(name, argument)` pairs.
-fn directives(value: &[u8]) -> impl Iterator<Item = (&str, Option<&str>)> {
-    std::str::from_utf8(value)
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|part| {
-            let part = part.trim();
-            if part.is_empty() {
-                return None;
-            }
-            Some(match part.split_once('=') {
-                Some((name, arg)) => (name.trim(), Some(arg)),
-                None => (part, None),
-            })
+/// The directives of one `Cache-Control` value: `(name, argument)` pairs, trimmed. Read as
+/// bytes: directive names are ASCII tokens, and a value is rarely more than one of them.
+fn directives(value: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+    value.split(|&b| b == b',').filter_map(|part| {
+        let part = part.trim_ascii();
+        if part.is_empty() {
+            return None;
+        }
+        Some(match part.iter().position(|&b| b == b'=') {
+            Some(at) => (part[..at].trim_ascii(), Some(part[at + 1..].trim_ascii())),
+            None => (part, None),
         })
+    })
+}
+
+/// A `max-age`-style argument (delta-seconds, RFC 9111 §1.2.2): digits, quoted or not, a
+/// value too large counting as the largest. `None` when malformed.
+fn delta_seconds(arg: &[u8]) -> Option<u64> {
+    let digits = arg
+        .strip_prefix(b"\"")
+        .and_then(|a| a.strip_suffix(b"\""))
+        .unwrap_or(arg);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0u64, |n, &d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
 }
 
 #[cfg(test)]
@@ -167,6 +177,10 @@ mod tests {
         );
         assert_eq!(
             read(&[("cache-control", "max-age=0")]),
+            RequestDirective::Refresh
+        );
+        assert_eq!(
+            read(&[("cache-control", " public , MAX-AGE = 0 ")]),
             RequestDirective::Refresh
         );
         assert_eq!(
@@ -219,6 +233,9 @@ mod tests {
         );
         assert_eq!(cc("max-age=0"), Storable::MustRevalidate);
         assert_eq!(cc("max-age=junk"), Storable::MustRevalidate);
+        assert_eq!(cc("max-age=\"7\""), Storable::Store(Duration::from_secs(7)));
+        assert_eq!(cc("max-age=+7"), Storable::MustRevalidate);
+        assert_eq!(cc("max-age=99999999999999999999999"), Storable::Store(TTL));
         assert_eq!(cc("no-cache"), Storable::MustRevalidate);
         assert_eq!(
             decide(&[("cache-control", "no-cache, max-age=5")], false),
