@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::cache::{self, CacheMark, X_CACHE};
 use super::request_id::X_REQUEST_ID;
+use crate::http1;
 
 /// The names of the rate-limit fields, in the order of [`RateFields`]' values.
 static RATE_LIMIT_NAMES: [HeaderName; 5] = [
@@ -24,9 +25,72 @@ static RATE_LIMIT_NAMES: [HeaderName; 5] = [
 ];
 
 /// The rate-limit fields of one answer: `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
-/// `X-RateLimit-Reset`, `RateLimit-Policy` and `RateLimit`, in that order.
+/// `X-RateLimit-Reset`, `RateLimit-Policy` and `RateLimit` (`ITEM;r=REMAINING;t=RESET_IN`),
+/// in that order. The numbers are kept as numbers: the own HTTP/1.1 loop writes their digits
+/// straight into the head ([`AddedFields::write`]); [`RateFields::values`] makes header
+/// values of them for other connections.
 #[derive(Debug, Clone)]
-pub struct RateFields(pub [HeaderValue; 5]);
+pub struct RateFields {
+    /// `X-RateLimit-Limit`: the tightest limit's count (the tier's value).
+    pub limit: HeaderValue,
+    /// `X-RateLimit-Remaining`, and `RateLimit`'s `r`.
+    pub remaining: u64,
+    /// `X-RateLimit-Reset`: when the limit resets, in Unix seconds.
+    pub reset_at: u64,
+    /// `RateLimit-Policy` (the tier's value).
+    pub policy: HeaderValue,
+    /// `RateLimit`'s item: the tightest limit's name, quoted (the tier's value).
+    pub item: HeaderValue,
+    /// `RateLimit`'s `t`: seconds until the limit resets.
+    pub reset_in: u64,
+}
+
+impl RateFields {
+    /// The values, in the order of the names.
+    pub fn values(&self) -> [HeaderValue; 5] {
+        let mut rate_limit = Vec::with_capacity(self.item.len() + 32);
+        self.push_rate_limit(&mut rate_limit);
+        [
+            self.limit.clone(),
+            HeaderValue::from(self.remaining),
+            HeaderValue::from(self.reset_at),
+            self.policy.clone(),
+            HeaderValue::from_bytes(&rate_limit).unwrap_or_else(|_| HeaderValue::from_static("")),
+        ]
+    }
+
+    /// Writes the five fields as HTTP/1.1 header lines.
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        let [limit, remaining, reset, policy, rate_limit] = &RATE_LIMIT_NAMES;
+        http1::push_field(out, limit, &self.limit);
+        push_number(out, remaining, digits.format(self.remaining));
+        push_number(out, reset, digits.format(self.reset_at));
+        http1::push_field(out, policy, &self.policy);
+        out.extend_from_slice(rate_limit.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        self.push_rate_limit(out);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// `RateLimit`'s value: `ITEM;r=REMAINING;t=RESET_IN`.
+    fn push_rate_limit(&self, out: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(self.item.as_bytes());
+        out.extend_from_slice(b";r=");
+        out.extend_from_slice(digits.format(self.remaining).as_bytes());
+        out.extend_from_slice(b";t=");
+        out.extend_from_slice(digits.format(self.reset_in).as_bytes());
+    }
+}
+
+/// Appends the header line `name: digits`.
+fn push_number(out: &mut Vec<u8>, name: &HeaderName, digits: &str) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(digits.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
 
 /// The fields added to one answer.
 #[derive(Debug, Clone)]
@@ -59,6 +123,11 @@ impl AddedFields {
 
     /// Whether the answer's own field `name` is replaced (and so not sent).
     pub fn replaces(&self, name: &HeaderName) -> bool {
+        // Every name here starts with `x`, `r` or `a`: most of an answer's own names are
+        // told apart by their first letter, without comparing them to each name here.
+        if !matches!(name.as_str().as_bytes().first(), Some(b'x' | b'r' | b'a')) {
+            return false;
+        }
         *name == X_REQUEST_ID
             || (self.rate_limit.is_some() && RATE_LIMIT_NAMES.iter().any(|n| n == name))
             || self
@@ -67,18 +136,19 @@ impl AddedFields {
                 .is_some_and(|(_, age)| *name == X_CACHE || (age.is_some() && *name == AGE))
     }
 
-    /// Each field, in the order they are written.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        let rate_limit = self
-            .rate_limit
-            .iter()
-            .flat_map(|fields| RATE_LIMIT_NAMES.iter().zip(&fields.0));
-        let cache = self.cache.iter().flat_map(|(verdict, age)| {
-            std::iter::once((&X_CACHE, verdict)).chain(age.iter().map(|age| (&AGE, age)))
-        });
-        cache
-            .chain(rate_limit)
-            .chain(std::iter::once((&X_REQUEST_ID, &self.request_id)))
+    /// Writes each field as an HTTP/1.1 header line: the cache's, the rate-limit fields,
+    /// then `X-Request-Id`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        if let Some((verdict, age)) = &self.cache {
+            http1::push_field(out, &X_CACHE, verdict);
+            if let Some(age) = age {
+                http1::push_field(out, &AGE, age);
+            }
+        }
+        if let Some(fields) = &self.rate_limit {
+            fields.write(out);
+        }
+        http1::push_field(out, &X_REQUEST_ID, &self.request_id);
     }
 
     /// Puts the fields into `headers`, replacing those of the same names.
@@ -86,8 +156,8 @@ impl AddedFields {
         if let Some((verdict, age)) = self.cache {
             cache::insert_fields(headers, verdict, age);
         }
-        if let Some(RateFields(values)) = self.rate_limit {
-            for (name, value) in RATE_LIMIT_NAMES.iter().zip(values) {
+        if let Some(fields) = self.rate_limit {
+            for (name, value) in RATE_LIMIT_NAMES.iter().zip(fields.values()) {
                 headers.insert(name.clone(), value);
             }
         }
@@ -101,16 +171,14 @@ mod tests {
     use crate::pipeline::cache::Verdict;
 
     fn rate_fields() -> RateFields {
-        RateFields(
-            [
-                "10",
-                "9",
-                "1700000000",
-                "\"10/1m\";q=10;w=60",
-                "\"10/1m\";r=9;t=60",
-            ]
-            .map(HeaderValue::from_static),
-        )
+        RateFields {
+            limit: HeaderValue::from_static("10"),
+            remaining: 9,
+            reset_at: 1_700_000_000,
+            policy: HeaderValue::from_static("\"10/1m\";q=10;w=60"),
+            item: HeaderValue::from_static("\"10/1m\""),
+            reset_in: 60,
+        }
     }
 
     #[test]
@@ -137,21 +205,38 @@ mod tests {
     }
 
     #[test]
-    fn iter_and_insert_into_agree() {
+    fn write_and_insert_into_agree() {
         let mut fields = AddedFields::new(HeaderValue::from_static("id-1"));
         fields.set_rate_limit(rate_fields());
         fields.set_cache(CacheMark {
             verdict: Verdict::Hit,
             age: Some(5),
         });
-        let listed: Vec<(String, String)> = fields
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_owned()))
+        let mut written = Vec::new();
+        fields.write(&mut written);
+        let text = String::from_utf8(written).expect("text");
+        let listed: Vec<(String, String)> = text
+            .split_terminator("\r\n")
+            .map(|line| {
+                let (name, value) = line.split_once(": ").expect("a header line");
+                (name.to_owned(), value.to_owned())
+            })
             .collect();
-        assert_eq!(listed.len(), 8);
-        assert_eq!(listed[0], ("x-cache".into(), "HIT".into()));
-        assert_eq!(listed[1], ("age".into(), "5".into()));
-        assert_eq!(listed[7], ("x-request-id".into(), "id-1".into()));
+        let expected = [
+            ("x-cache", "HIT"),
+            ("age", "5"),
+            ("x-ratelimit-limit", "10"),
+            ("x-ratelimit-remaining", "9"),
+            ("x-ratelimit-reset", "1700000000"),
+            ("ratelimit-policy", "\"10/1m\";q=10;w=60"),
+            ("ratelimit", "\"10/1m\";r=9;t=60"),
+            ("x-request-id", "id-1"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(listed, expected);
 
         let mut headers = HeaderMap::new();
         headers.insert(&X_REQUEST_ID, HeaderValue::from_static("upstream-id"));

@@ -8,7 +8,6 @@
 use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
-use bytes::Bytes;
 use http::HeaderValue;
 
 use super::Tier;
@@ -41,48 +40,40 @@ pub(super) fn limit_values(limits: &[(u64, Duration)]) -> Vec<HeaderValue> {
         .collect()
 }
 
+/// The start of each limit's `RateLimit` item: its name, quoted (`"100/1m"`), compiled once.
+pub(super) fn items(names: &[Box<str>]) -> Vec<HeaderValue> {
+    names
+        .iter()
+        .map(|name| {
+            HeaderValue::from_str(&format!("\"{name}\""))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+        })
+        .collect()
+}
+
 /// The fields of `decision` for its answer; `None` when the decision names no limit of
-/// the tier.
+/// the tier. The numbers stay numbers until the answer's head is written (see
+/// [`RateFields`]).
 pub(super) fn fields(tier: &Tier, decision: &Decision) -> Option<RateFields> {
     let values = tier.values.here();
     let limit = values.limits.get(decision.limit)?;
+    let item = values.items.get(decision.limit)?;
     let remaining = if decision.allowed {
         decision.remaining
     } else {
         0
     };
-    let reset_in = whole_seconds(decision.reset);
     let now = crate::poll_clock::system_now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let reset_at = whole_seconds(now + decision.reset);
-    let name = tier.names.get(decision.limit).map_or("", |n| n);
-    // The three values that change per request share one buffer: one allocation, not three.
-    let mut digits = itoa::Buffer::new();
-    let mut text = String::with_capacity(64 + name.len());
-    text.push_str(digits.format(remaining));
-    let remaining_end = text.len();
-    text.push_str(digits.format(reset_at));
-    let reset_end = text.len();
-    text.push('"');
-    text.push_str(name);
-    text.push_str("\";r=");
-    text.push_str(digits.format(remaining));
-    text.push_str(";t=");
-    text.push_str(digits.format(reset_in));
-    let text = Bytes::from(text);
-    // Digits, and a limit's name as the config wrote it (checked valid when compiled).
-    let value = |range: std::ops::Range<usize>| {
-        HeaderValue::from_maybe_shared(text.slice(range))
-            .unwrap_or_else(|_| HeaderValue::from_static(""))
-    };
-    Some(RateFields([
-        limit.clone(),
-        value(0..remaining_end),
-        value(remaining_end..reset_end),
-        values.policy.clone(),
-        value(reset_end..text.len()),
-    ]))
+    Some(RateFields {
+        limit: limit.clone(),
+        remaining,
+        reset_at: whole_seconds(now + decision.reset),
+        policy: values.policy.clone(),
+        item: item.clone(),
+        reset_in: whole_seconds(decision.reset),
+    })
 }
 
 #[cfg(test)]

@@ -42,8 +42,6 @@ enum KeySource {
 /// One set of limits with its store counters and its `RateLimit-Policy` value.
 struct Tier {
     limits: PreparedLimits,
-    /// Policy names (the limits as written), in config order.
-    names: Vec<Box<str>>,
     /// `X-RateLimit-Limit` of each limit, in config order, and the `RateLimit-Policy`
     /// value: a copy per worker thread, since every answer clones them (see
     /// [`crate::worker_hold::WorkerCopies`]).
@@ -54,6 +52,8 @@ struct Tier {
 struct TierValues {
     /// `X-RateLimit-Limit` of each limit, in config order.
     limits: Vec<HeaderValue>,
+    /// The start of `RateLimit` for each limit, in config order: its name, quoted.
+    items: Vec<HeaderValue>,
     /// `RateLimit-Policy`.
     policy: HeaderValue,
 }
@@ -179,11 +179,11 @@ impl Tier {
         let names: Vec<Box<str>> = rates.iter().map(|r| r.to_string().into()).collect();
         let values = WorkerCopies::new(|| TierValues {
             limits: headers::limit_values(&spec.limits),
+            items: headers::items(&names),
             policy: headers::policy(&names, &spec.limits),
         });
         Self {
             limits: PreparedLimits::Local(store.clone(), store.prepare(&spec)),
-            names,
             values,
         }
     }

@@ -182,9 +182,7 @@ pub(super) fn encode(
         }
         http1::push_field(out, name, value);
     }
-    for (name, value) in added.iter() {
-        http1::push_field(out, name, value);
-    }
+    added.write(out);
     let says_close = http1::connection_has(headers, "close");
     if closing && !says_close {
         out.extend_from_slice(b"connection: close\r\n");
