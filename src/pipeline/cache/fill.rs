@@ -33,7 +33,7 @@ pub(super) enum PendingKind<'a> {
         path: Arc<str>,
     },
     /// A miss (or a refresh): store the answer when it may be stored.
-    Fill(Box<Fill<'a>>),
+    Fill(Fill<'a>),
 }
 
 /// A response to store, once it comes.
@@ -99,7 +99,7 @@ impl Fill<'_> {
         reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
     )]
     fn finish(
-        self: Box<Self>,
+        self,
         response: Response<GatewayBody>,
     ) -> impl Future<Output = Result<(Response<GatewayBody>, Verdict), GatewayError>> + Send {
         async move {
@@ -183,7 +183,7 @@ impl Fill<'_> {
                 verdict,
                 _leader: leader,
                 ..
-            } = *self;
+            } = self;
             step.cache.store().insert(key, entry).await;
             // The leader drops here, after the entry is in: those waiting find it.
             drop(leader);

@@ -272,14 +272,14 @@ impl CacheStep {
                 }
             }
         }
-        Lookup::Forward(Pending::new(PendingKind::Fill(Box::new(fill::Fill {
+        Lookup::Forward(Pending::new(PendingKind::Fill(fill::Fill {
             step: self,
             key,
             stamp,
             head,
             verdict,
             _leader: leader,
-        }))))
+        })))
     }
 
     /// Becomes the one fetching `key` (the guard ends that), or gets the fetch to wait for.
