@@ -74,17 +74,22 @@ pub fn storable(
     if status.is_server_error() || !statuses.contains(&status) {
         return Storable::Status;
     }
-    if headers.contains_key(SET_COOKIE) {
-        return Storable::SetCookie;
-    }
+    // One pass over the (short) map rather than a lookup for each name.
     let mut max_age = None;
     let mut s_maxage = None;
     let mut no_cache = false;
-    for value in headers.get_all(CACHE_CONTROL) {
+    let mut private = false;
+    for (name, value) in headers {
+        if *name == SET_COOKIE {
+            return Storable::SetCookie;
+        }
+        if *name != CACHE_CONTROL || private {
+            continue;
+        }
         for (name, arg) in directives(value.as_bytes()) {
             let seconds = || arg.and_then(delta_seconds).map(Duration::from_secs);
             if name.eq_ignore_ascii_case(b"no-store") || name.eq_ignore_ascii_case(b"private") {
-                return Storable::Private;
+                private = true;
             } else if name.eq_ignore_ascii_case(b"no-cache") {
                 no_cache = true;
             } else if name.eq_ignore_ascii_case(b"s-maxage") {
@@ -94,6 +99,9 @@ pub fn storable(
                 max_age = Some(seconds().unwrap_or_default());
             }
         }
+    }
+    if private {
+        return Storable::Private;
     }
     if !respect {
         return Storable::Store(ttl);
@@ -218,6 +226,13 @@ mod tests {
             assert_eq!(
                 decide(&[("cache-control", "public, no-store")], respect),
                 Storable::Private
+            );
+            assert_eq!(
+                decide(
+                    &[("cache-control", "private"), ("set-cookie", "a=b")],
+                    respect
+                ),
+                Storable::SetCookie
             );
         }
     }
