@@ -124,21 +124,6 @@ fn utf8_lossy(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// A key's text while it is built, then copied once into its shared text. A `String`, not a
-/// byte buffer on the stack: its text needs no UTF-8 check at the end, and its pushes are
-/// plain copies (a `SmallVec`'s took about 75 instructions each).
-struct KeyText(String);
-
-impl KeyText {
-    fn push_str(&mut self, part: &str) {
-        self.0.push_str(part);
-    }
-
-    fn push(&mut self, c: char) {
-        self.0.push(c);
-    }
-}
-
 impl KeySpec {
     /// The key of a request. HEAD shares GET's entries.
     pub fn key(
@@ -149,13 +134,15 @@ impl KeySpec {
         headers: &HeaderMap,
         consumer: Option<&str>,
     ) -> CacheKey {
-        // Room for the usual parts: the path, the method, the query, a few values.
+        // The text is built in a `String` (plain copies, no UTF-8 check at the end), with
+        // room for the usual parts: the path, the method, the query, a few values. It is
+        // copied once into the key's shared text.
         let room = path.len()
             + query.map_or(0, str::len)
             + consumer.map_or(0, str::len)
             + 32 * self.headers.len()
             + 16;
-        let mut text = KeyText(String::with_capacity(room));
+        let mut text = String::with_capacity(room);
         text.push_str(path);
         text.push_str(if method == Method::HEAD {
             "GET"
@@ -182,11 +169,11 @@ impl KeySpec {
             text.push('\0');
             text.push_str(consumer.unwrap_or("\u{1}"));
         }
-        CacheKey::of_text(&text.0, path.len())
+        CacheKey::of_text(&text, path.len())
     }
 
     /// The kept parameters, sorted by name (the order of one name's values is kept).
-    fn push_query(&self, query: &str, out: &mut KeyText) {
+    fn push_query(&self, query: &str, out: &mut String) {
         if self.query == QueryVary::None || query.is_empty() {
             return;
         }
