@@ -32,9 +32,15 @@ pub fn span(whole: &[u8], part: &[u8]) -> (usize, usize) {
 /// Appends the header line `name: value` and its CRLF to `out`. Names and values need no
 /// checks: the `http` types admit no CR, LF or NUL.
 pub fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    push_line(out, name, value.as_bytes());
+}
+
+/// Appends the header line `name: value` and its CRLF to `out`, for a value that is not a
+/// `HeaderValue` (digits written on the spot); the caller keeps it free of CR, LF and NUL.
+pub fn push_line(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
     out.extend_from_slice(name.as_str().as_bytes());
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

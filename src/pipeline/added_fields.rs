@@ -64,8 +64,8 @@ impl RateFields {
         let mut digits = itoa::Buffer::new();
         let [limit, remaining, reset, policy, rate_limit] = &RATE_LIMIT_NAMES;
         http1::push_field(out, limit, &self.limit);
-        push_number(out, remaining, digits.format(self.remaining));
-        push_number(out, reset, digits.format(self.reset_at));
+        http1::push_line(out, remaining, digits.format(self.remaining).as_bytes());
+        http1::push_line(out, reset, digits.format(self.reset_at).as_bytes());
         http1::push_field(out, policy, &self.policy);
         out.extend_from_slice(rate_limit.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -82,14 +82,6 @@ impl RateFields {
         out.extend_from_slice(b";t=");
         out.extend_from_slice(digits.format(self.reset_in).as_bytes());
     }
-}
-
-/// Appends the header line `name: digits`.
-fn push_number(out: &mut Vec<u8>, name: &HeaderName, digits: &str) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(digits.as_bytes());
-    out.extend_from_slice(b"\r\n");
 }
 
 /// The fields added to one answer.

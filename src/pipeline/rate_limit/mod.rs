@@ -42,8 +42,8 @@ enum KeySource {
 /// One set of limits with its store counters and its `RateLimit-Policy` value.
 struct Tier {
     limits: PreparedLimits,
-    /// `X-RateLimit-Limit` of each limit, in config order, and the `RateLimit-Policy`
-    /// value: a copy per worker thread, since every answer clones them (see
+    /// `X-RateLimit-Limit` and the start of `RateLimit` of each limit, in config order, and
+    /// the `RateLimit-Policy` value: a copy per worker thread, since every answer clones them (see
     /// [`crate::worker_hold::WorkerCopies`]).
     values: WorkerCopies<TierValues>,
 }
