@@ -42,12 +42,14 @@ async fn send(gw: &Gatehouse, method: &str, path: &str, headers: &[(&str, &str)]
     let x_cache = header("x-cache");
     let age = header("age");
     let content_length = header("content-length");
+    let headers = response.headers().clone();
     let body = response.bytes().await.expect("body").to_vec();
     Reply {
         status,
         x_cache,
         age,
         content_length,
+        headers,
         body,
     }
 }
@@ -62,6 +64,7 @@ struct Reply {
     x_cache: Option<String>,
     age: Option<String>,
     content_length: Option<String>,
+    headers: reqwest::header::HeaderMap,
     body: Vec<u8>,
 }
 
@@ -336,6 +339,83 @@ async fn request_cache_control_bypasses_the_lookup() {
             .cache(),
         "HIT"
     );
+}
+
+/// Asks the test upstream for a fixed `Date` field.
+const DATE: (&str, &str) = ("x-reply-header-date", "Mon, 07 Dec 2026 00:00:00 GMT");
+
+#[tokio::test]
+async fn a_refetch_refreshes_the_same_answer_and_replaces_a_changed_one() {
+    let up = upstream("a").await;
+    let gw = cached(&up, "{ ttl: 60s }").await;
+    // `x-reply-size` is not in the key: one entry, whose answer the requests choose. The
+    // upstream's `Date` is fixed, or answers a second apart would differ by it.
+    let refetch = |size: &'static str, extra: &'static [(&'static str, &'static str)]| {
+        let gw = &gw;
+        async move {
+            let mut headers = vec![("cache-control", "no-cache"), ("x-reply-size", size), DATE];
+            headers.extend_from_slice(extra);
+            let reply = send(gw, "GET", "/f", &headers).await;
+            assert_eq!(reply.cache(), "BYPASS");
+            assert_eq!(reply.body, vec![b'x'; size.parse().expect("size")]);
+            let hit = get(gw, "/f").await;
+            assert_eq!(hit.cache(), "HIT");
+            hit
+        }
+    };
+    assert_eq!(
+        send(&gw, "GET", "/f", &[("x-reply-size", "10"), DATE])
+            .await
+            .cache(),
+        "MISS"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&gw, "/f").await.age.as_deref(), Some("1"));
+
+    // The same answer: its age starts again.
+    let hit = refetch("10", &[]).await;
+    assert_eq!(hit.age.as_deref(), Some("0"));
+    assert_eq!(hit.body, vec![b'x'; 10]);
+
+    // Longer, shorter (the stored body's first bytes), then new header lines: replaced.
+    for size in ["20", "5"] {
+        let hit = refetch(size, &[]).await;
+        assert_eq!(hit.body.len().to_string(), size);
+        assert_eq!(hit.content_length.as_deref(), Some(size));
+    }
+    let hit = refetch("5", &[("x-reply-header-x-version", "2")]).await;
+    assert_eq!(hit.headers["x-version"], "2");
+    assert_eq!(hit.body, vec![b'x'; 5]);
+    let hit = refetch("5", &[]).await;
+    assert!(
+        hit.headers.get("x-version").is_none(),
+        "the field went away"
+    );
+
+    // A body in several chunks, the same each time.
+    let path = "/json/3000?chunked=1";
+    let first = send(&gw, "GET", path, &[DATE]).await;
+    assert_eq!(first.cache(), "MISS");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = send(&gw, "GET", path, &[("cache-control", "no-cache"), DATE]).await;
+    assert_eq!(fresh.body, first.body);
+    let hit = get(&gw, path).await;
+    assert_eq!((hit.cache(), hit.age.as_deref()), ("HIT", Some("0")));
+    assert_eq!(hit.body, first.body);
+    assert_eq!(hit.content_length, Some(first.body.len().to_string()));
+
+    // A write invalidates the entry; a refetch after it makes it valid again.
+    let same = [("x-reply-size", "5"), DATE];
+    assert_eq!(send(&gw, "POST", "/f", &same).await.status, 200);
+    let fresh = send(
+        &gw,
+        "GET",
+        "/f",
+        &[("cache-control", "no-cache"), same[0], DATE],
+    )
+    .await;
+    assert_eq!(fresh.cache(), "BYPASS");
+    assert_eq!(get(&gw, "/f").await.cache(), "HIT");
 }
 
 #[tokio::test]

@@ -119,19 +119,22 @@ impl Fill<'_> {
             if declared.is_some_and(|len| len > step.max_body) {
                 return Ok((without_body(response, head), Verdict::Bypass));
             }
+            let store = step.cache.store();
+            // A refetch of an answer already stored (a refresh, or a miss on an expired
+            // entry) is compared with it as it comes: when it is the same, the entry is
+            // refreshed in place, and nothing is copied.
+            let current = store.stored(&self.key);
             let (mut parts, mut body) = response.into_parts();
-            // Copies, not the parsed values and frames themselves: those may share a
-            // connection's whole read buffer, which would then live as long as the entry,
-            // unweighed. The header values come first in the buffer, then the body.
-            let text_len: usize = parts.headers.values().map(HeaderValue::len).sum();
-            let body_len = declared
+            let expected = declared
                 .and_then(|len| usize::try_from(len).ok())
                 .unwrap_or(0);
-            let mut buffer = BytesMut::with_capacity(text_len + body_len);
-            for value in parts.headers.values() {
-                buffer.extend_from_slice(value.as_bytes());
-            }
-            let text = buffer.split();
+            let mut read = match &current {
+                Some(entry) => Reading::Matching {
+                    stored: &entry.body,
+                    matched: 0,
+                },
+                None => Reading::copying(&parts.headers, expected, &[]),
+            };
             loop {
                 match body.frame().await {
                     None => break,
@@ -140,14 +143,14 @@ impl Fill<'_> {
                         let Ok(data) = frame.into_data() else {
                             continue;
                         };
-                        if (buffer.len() + data.len()) as u64 > step.max_body {
+                        if (read.len() + data.len()) as u64 > step.max_body {
                             // Too large to keep: pass on what was read, then the rest.
-                            buffer.extend_from_slice(&data);
-                            let rest = GatewayBody::prefixed(buffer.freeze(), body);
+                            let read = read.into_body(&data);
+                            let rest = GatewayBody::prefixed(read, body);
                             let response = Response::from_parts(parts, rest);
                             return Ok((without_body(response, head), Verdict::Bypass));
                         }
-                        buffer.extend_from_slice(&data);
+                        read.push(&parts.headers, expected, &data);
                     }
                     Some(Err(err)) => {
                         return Err(GatewayError::new(
@@ -158,43 +161,166 @@ impl Fill<'_> {
                     }
                 }
             }
-            let body = buffer.freeze();
-            let mut stored = compact(&parts.headers, text.freeze());
-            // The upstream's `Content-Length` stays when it is the length read (its own, as a
-            // rule); otherwise it is set to what is stored.
-            let declared_right =
-                declared == Some(body.len() as u64) && parts.headers.contains_key(CONTENT_LENGTH);
-            if http1::body_allowed(parts.status) && !declared_right {
-                let length = HeaderValue::from(body.len());
-                stored.headers.insert(CONTENT_LENGTH, length.clone());
-                parts.headers.insert(CONTENT_LENGTH, length);
-            }
-            let entry = Arc::new(CachedResponse {
-                status: parts.status,
-                headers: stored.headers,
-                body: body.clone(),
-                stored_at: crate::poll_clock::now(),
+            let (body, stored) = match read {
+                Reading::Matching { stored, matched } if matched == stored.len() => {
+                    // The stored body, shared: the answer's own bytes may share the
+                    // connection's read buffer.
+                    let body = stored.clone();
+                    fix_length(&mut parts, declared, body.len());
+                    if let Some(entry) = &current
+                        && entry.same_answer(parts.status, &parts.headers, ttl)
+                    {
+                        store.refresh(&self.key, entry, self.stamp).await;
+                        let Fill { verdict, .. } = self;
+                        return Ok((answer(parts, body, head), verdict));
+                    }
+                    let copy = compact(&parts.headers, value_text(&parts.headers, 0).freeze());
+                    (body, copy)
+                }
+                read => {
+                    let (body, text) = read.into_copy(&parts.headers);
+                    let mut copy = compact(&parts.headers, text);
+                    if let Some(length) = fix_length(&mut parts, declared, body.len()) {
+                        copy.headers.insert(CONTENT_LENGTH, length);
+                    }
+                    (body, copy)
+                }
+            };
+            let entry = Arc::new(CachedResponse::new(
+                parts.status,
+                stored.headers,
+                body.clone(),
                 ttl,
-                stamp: self.stamp,
-                headers_weight: stored.weight,
-            });
+                stored.weight,
+                crate::poll_clock::now(),
+                self.stamp,
+            ));
             let Fill {
                 key,
                 verdict,
                 _leader: leader,
                 ..
             } = self;
-            step.cache.store().insert(key, entry).await;
+            store.insert(key, entry).await;
             // The leader drops here, after the entry is in: those waiting find it.
             drop(leader);
-            let body = if head {
-                GatewayBody::Empty
-            } else {
-                GatewayBody::full(body)
-            };
-            Ok((Response::from_parts(parts, body), verdict))
+            Ok((answer(parts, body, head), verdict))
         }
     }
+}
+
+/// The body of an answer to store, as it is read: compared with the stored entry's body
+/// while it is the same (nothing copied), copied from the first difference on (or from the
+/// start when nothing is stored).
+enum Reading<'e> {
+    /// Every byte so far is the stored body's: `matched` of them.
+    Matching { stored: &'e Bytes, matched: usize },
+    /// Copies: of the header values (`text`, made first so that the values and the body
+    /// share one allocation), and of the body read so far (`body`).
+    Copying { text: Bytes, body: BytesMut },
+}
+
+impl Reading<'_> {
+    /// Starts copying: the values of `headers`, then `read` (the body so far), with room for
+    /// a body of `expected` bytes.
+    fn copying(headers: &HeaderMap, expected: usize, read: &[u8]) -> Self {
+        let (text, body) = copies(headers, expected, read);
+        Self::Copying { text, body }
+    }
+
+    /// Bytes of body read.
+    fn len(&self) -> usize {
+        match self {
+            Self::Matching { matched, .. } => *matched,
+            Self::Copying { body, .. } => body.len(),
+        }
+    }
+
+    /// Takes the next piece of the body.
+    fn push(&mut self, headers: &HeaderMap, expected: usize, data: &[u8]) {
+        match self {
+            Self::Matching { stored, matched } => {
+                let end = *matched + data.len();
+                if stored.get(*matched..end) == Some(data) {
+                    *matched = end;
+                    return;
+                }
+                let (text, mut body) = copies(headers, expected.max(end), &stored[..*matched]);
+                body.extend_from_slice(data);
+                *self = Self::Copying { text, body };
+            }
+            Self::Copying { body, .. } => body.extend_from_slice(data),
+        }
+    }
+
+    /// The body read so far and then `data`, for passing on unstored.
+    fn into_body(self, data: &[u8]) -> Bytes {
+        let mut body = match self {
+            Self::Matching { stored, matched } => {
+                let mut body = BytesMut::with_capacity(matched + data.len());
+                body.extend_from_slice(&stored[..matched]);
+                body
+            }
+            Self::Copying { body, .. } => body,
+        };
+        body.extend_from_slice(data);
+        body.freeze()
+    }
+
+    /// The body read and the header values' text, as copies.
+    fn into_copy(self, headers: &HeaderMap) -> (Bytes, Bytes) {
+        let (text, body) = match self {
+            Self::Matching { stored, matched } => copies(headers, matched, &stored[..matched]),
+            Self::Copying { text, body } => (text, body),
+        };
+        (body.freeze(), text)
+    }
+}
+
+/// Copies of the values of `headers` (in the map's order) and of `read`, the body so far, in
+/// one allocation with room for a body of `expected` bytes.
+fn copies(headers: &HeaderMap, expected: usize, read: &[u8]) -> (Bytes, BytesMut) {
+    let mut body = value_text(headers, expected.max(read.len()));
+    let text = body.split().freeze();
+    body.extend_from_slice(read);
+    (text, body)
+}
+
+/// A buffer holding the values of `headers` in the map's order, with room for `more` bytes.
+fn value_text(headers: &HeaderMap, more: usize) -> BytesMut {
+    let text_len: usize = headers.values().map(HeaderValue::len).sum();
+    let mut buffer = BytesMut::with_capacity(text_len + more);
+    for value in headers.values() {
+        buffer.extend_from_slice(value.as_bytes());
+    }
+    buffer
+}
+
+/// Sets the answer's `Content-Length` to the `length` read, unless the upstream declared
+/// that length itself (its own field stays then, as a rule); returns the value set.
+fn fix_length(
+    parts: &mut http::response::Parts,
+    declared: Option<u64>,
+    length: usize,
+) -> Option<HeaderValue> {
+    let declared_right =
+        declared == Some(length as u64) && parts.headers.contains_key(CONTENT_LENGTH);
+    if !http1::body_allowed(parts.status) || declared_right {
+        return None;
+    }
+    let value = HeaderValue::from(length);
+    parts.headers.insert(CONTENT_LENGTH, value.clone());
+    Some(value)
+}
+
+/// The answer for the client: `body`, or none for a HEAD request.
+fn answer(parts: http::response::Parts, body: Bytes, head: bool) -> Response<GatewayBody> {
+    let body = if head {
+        GatewayBody::Empty
+    } else {
+        GatewayBody::full(body)
+    };
+    Response::from_parts(parts, body)
 }
 
 /// A stored copy of an answer's headers, and what they weigh.
@@ -243,7 +369,7 @@ pub(super) fn hit(entry: &CachedResponse, head: bool) -> Lookup<'static> {
     *response.status_mut() = entry.status;
     response.headers_mut().clone_from(&entry.headers);
     let age = crate::poll_clock::now()
-        .saturating_duration_since(entry.stored_at)
+        .saturating_duration_since(entry.stored_at())
         .as_secs();
     Lookup::Hit(
         response,

@@ -17,6 +17,9 @@ use tokio::time::Instant;
 use super::key::{CacheKey, DigestState};
 
 /// A stored upstream response, as the upstream sent it (less hop-by-hop headers).
+///
+/// A refetch whose answer is this one byte for byte refreshes it in place
+/// ([`CacheStore::refresh`]): its time and stamp are atomics for that.
 #[derive(Debug)]
 pub struct CachedResponse {
     /// Its status.
@@ -25,18 +28,43 @@ pub struct CachedResponse {
     pub headers: HeaderMap,
     /// Its body.
     pub body: Bytes,
-    /// When it was stored (`Age`).
-    pub stored_at: Instant,
     /// How long it is served.
     pub ttl: Duration,
-    /// The store's invalidation clock when the request that fetched it started: a write to
-    /// the path after that moment makes it invalid.
-    pub stamp: u64,
     /// What the headers weigh (see [`CachedResponse::weight`]), counted once when stored.
     pub headers_weight: u32,
+    /// When it was first stored.
+    created: Instant,
+    /// Nanoseconds from `created` to when it was last stored or refreshed (`Age`).
+    refreshed: AtomicU64,
+    /// The store's invalidation clock when the request that fetched (or last refreshed) it
+    /// started: a write to the path after that moment makes it invalid.
+    stamp: AtomicU64,
 }
 
 impl CachedResponse {
+    /// A response stored `now` by a fetch whose stamp (see [`CacheStore::stamp`]) is
+    /// `stamp`; `headers_weight` is what the headers weigh.
+    pub fn new(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        ttl: Duration,
+        headers_weight: u32,
+        now: Instant,
+        stamp: u64,
+    ) -> Self {
+        Self {
+            status,
+            headers,
+            body,
+            ttl,
+            headers_weight,
+            created: now,
+            refreshed: AtomicU64::new(0),
+            stamp: AtomicU64::new(stamp),
+        }
+    }
+
     /// Bytes the entry takes, roughly: body, headers (each name and value, and 32 bytes),
     /// key and a fixed overhead.
     pub fn weight(&self, key: &CacheKey) -> u32 {
@@ -44,9 +72,41 @@ impl CachedResponse {
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 
+    /// When it was stored, or last refreshed: its age counts from then.
+    pub fn stored_at(&self) -> Instant {
+        self.created + Duration::from_nanos(self.refreshed.load(Ordering::Relaxed))
+    }
+
+    /// The invalidation clock when its fetch (or last refresh) started.
+    pub fn stamp(&self) -> u64 {
+        self.stamp.load(Ordering::Acquire)
+    }
+
     /// Whether its time to live has passed.
     pub fn expired(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.stored_at) >= self.ttl
+        now.saturating_duration_since(self.stored_at()) >= self.ttl
+    }
+
+    /// Whether an answer of `status`, `headers` and `ttl` (its body being this one's) is
+    /// this one: the same status and time to live, and the same header lines in the same
+    /// order.
+    pub fn same_answer(&self, status: StatusCode, headers: &HeaderMap, ttl: Duration) -> bool {
+        self.status == status
+            && self.ttl == ttl
+            && self.headers.len() == headers.len()
+            && self
+                .headers
+                .iter()
+                .zip(headers.iter())
+                .all(|((n1, v1), (n2, v2))| n1 == n2 && v1 == v2)
+    }
+
+    /// Makes it stored `now` by a fetch stamped `stamp`.
+    fn refresh(&self, now: Instant, stamp: u64) {
+        let since = now.saturating_duration_since(self.created).as_nanos();
+        self.refreshed
+            .fetch_max(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.stamp.fetch_max(stamp, Ordering::AcqRel);
     }
 }
 
@@ -62,8 +122,20 @@ pub trait CacheStore: Send + Sync {
     /// The live entry under `key`.
     fn get(&self, key: &CacheKey) -> impl Future<Output = Option<Arc<CachedResponse>>> + Send;
     /// Stores `entry` under `key` for `entry.ttl` (unless its path was invalidated since
-    /// `entry.stamp`).
+    /// `entry.stamp()`).
     fn insert(&self, key: CacheKey, entry: Arc<CachedResponse>) -> impl Future<Output = ()> + Send;
+    /// The entry under `key` as it is, expired or invalid too: a refetch compares its
+    /// answer with it.
+    fn stored(&self, key: &CacheKey) -> Option<Arc<CachedResponse>>;
+    /// Makes `entry` (found under `key` by [`CacheStore::stored`]) as if stored now by a
+    /// fetch stamped `stamp`, whose answer was the same (unless the path was invalidated
+    /// since `stamp`): the same as inserting that answer, without making a copy of it.
+    fn refresh(
+        &self,
+        key: &CacheKey,
+        entry: &CachedResponse,
+        stamp: u64,
+    ) -> impl Future<Output = ()> + Send;
     /// Makes every entry of `path` invalid, at once.
     fn invalidate_path(&self, path: &str) -> impl Future<Output = ()> + Send;
     /// Removes every entry of `path`; returns how many there were.
@@ -208,21 +280,33 @@ impl CacheStore for LocalStore {
 
     async fn get(&self, key: &CacheKey) -> Option<Arc<CachedResponse>> {
         let entry = self.entries.get(key)?;
-        if entry.expired(crate::poll_clock::now()) {
-            // Dropped unless a fresher answer replaced it meanwhile.
-            self.entries
-                .remove_if(key, |stored| Arc::ptr_eq(stored, &entry));
+        let now = crate::poll_clock::now();
+        if entry.expired(now) {
+            // Dropped unless a fresher answer replaced (or refreshed) it meanwhile.
+            self.entries.remove_if(key, |stored| {
+                Arc::ptr_eq(stored, &entry) && stored.expired(now)
+            });
             return None;
         }
-        if !self.valid(key.path(), entry.stamp).await {
+        if !self.valid(key.path(), entry.stamp()).await {
             return None;
         }
         Some(entry)
     }
 
     async fn insert(&self, key: CacheKey, entry: Arc<CachedResponse>) {
-        if self.valid(key.path(), entry.stamp).await {
+        if self.valid(key.path(), entry.stamp()).await {
             self.entries.insert(key, entry);
+        }
+    }
+
+    fn stored(&self, key: &CacheKey) -> Option<Arc<CachedResponse>> {
+        self.entries.get(key)
+    }
+
+    async fn refresh(&self, key: &CacheKey, entry: &CachedResponse, stamp: u64) {
+        if self.valid(key.path(), stamp).await {
+            entry.refresh(crate::poll_clock::now(), stamp);
         }
     }
 
@@ -257,5 +341,106 @@ impl CacheStore for LocalStore {
 
     async fn usage(&self) -> (u64, u64) {
         (self.entries.len() as u64, self.entries.weight())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::cache::key::{KeySpec, QueryVary};
+    use http::Method;
+
+    fn key(path: &str) -> CacheKey {
+        let spec = KeySpec {
+            query: QueryVary::All,
+            headers: Vec::new(),
+            per_consumer: false,
+        };
+        spec.key(&Method::GET, path, None, &HeaderMap::new(), None)
+    }
+
+    fn entry(stamp: u64) -> Arc<CachedResponse> {
+        Arc::new(CachedResponse::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from_static(b"body"),
+            Duration::from_secs(10),
+            0,
+            Instant::now(),
+            stamp,
+        ))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_restarts_the_age_and_the_time_to_live() {
+        let store = LocalStore::new(1 << 20, Duration::from_secs(10), Duration::from_secs(5));
+        let key = key("/a");
+        store.insert(key.clone(), entry(store.stamp())).await;
+        tokio::time::advance(Duration::from_secs(8)).await;
+        let stored = store.stored(&key).expect("stored");
+        assert_eq!(stored.stored_at().elapsed(), Duration::from_secs(8));
+        store.refresh(&key, &stored, store.stamp()).await;
+        assert_eq!(stored.stored_at().elapsed(), Duration::ZERO);
+        // Past the first time to live, within the refreshed one.
+        tokio::time::advance(Duration::from_secs(8)).await;
+        let live = store.get(&key).await.expect("live after the refresh");
+        assert!(Arc::ptr_eq(&live, &stored), "refreshed in place");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(store.get(&key).await.is_none(), "expired 10 s after it");
+        assert!(
+            store.stored(&key).is_none(),
+            "dropped when looked up expired"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_by_a_fetch_older_than_a_write_changes_nothing() {
+        let store = LocalStore::new(1 << 20, Duration::from_secs(10), Duration::from_secs(5));
+        let key = key("/w");
+        let before = store.stamp();
+        store.insert(key.clone(), entry(before)).await;
+        let stored = store.stored(&key).expect("stored");
+        store.invalidate_path("/w").await;
+        assert!(store.get(&key).await.is_none(), "invalid after the write");
+        // A fetch that started before the write: its answer may predate it.
+        store.refresh(&key, &stored, before).await;
+        assert!(store.get(&key).await.is_none(), "still invalid");
+        assert_eq!(stored.stamp(), before);
+        // A fetch that started after the write revalidates it.
+        store.refresh(&key, &stored, store.stamp()).await;
+        let live = store.get(&key).await.expect("valid again");
+        assert!(Arc::ptr_eq(&live, &stored));
+    }
+
+    #[test]
+    fn same_answer_compares_status_ttl_and_header_lines_in_order() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "text/plain".parse().expect("value"));
+        headers.append("x-tag", "a".parse().expect("value"));
+        headers.append("x-tag", "b".parse().expect("value"));
+        let stored = CachedResponse::new(
+            StatusCode::OK,
+            headers.clone(),
+            Bytes::new(),
+            Duration::from_secs(10),
+            0,
+            Instant::now(),
+            0,
+        );
+        let ttl = Duration::from_secs(10);
+        assert!(stored.same_answer(StatusCode::OK, &headers, ttl));
+        assert!(!stored.same_answer(StatusCode::CREATED, &headers, ttl));
+        assert!(!stored.same_answer(StatusCode::OK, &headers, Duration::from_secs(9)));
+        let mut other = headers.clone();
+        other.append("x-tag", "c".parse().expect("value"));
+        assert!(!stored.same_answer(StatusCode::OK, &other, ttl));
+        let mut reordered = HeaderMap::new();
+        reordered.append("x-tag", "b".parse().expect("value"));
+        reordered.append("x-tag", "a".parse().expect("value"));
+        reordered.insert("content-type", "text/plain".parse().expect("value"));
+        assert!(!stored.same_answer(StatusCode::OK, &reordered, ttl));
+        let mut changed = headers.clone();
+        changed.insert("content-type", "text/html".parse().expect("value"));
+        assert!(!stored.same_answer(StatusCode::OK, &changed, ttl));
     }
 }
