@@ -132,6 +132,7 @@ impl Fill<'_> {
                 Some(entry) => Reading::Matching {
                     stored: &entry.body,
                     matched: 0,
+                    own: None,
                 },
                 None => Reading::copying(&parts.headers, expected, &[]),
             };
@@ -150,7 +151,7 @@ impl Fill<'_> {
                             let response = Response::from_parts(parts, rest);
                             return Ok((without_body(response, head), Verdict::Bypass));
                         }
-                        read.push(&parts.headers, expected, &data);
+                        read.push(&parts.headers, expected, data);
                     }
                     Some(Err(err)) => {
                         return Err(GatewayError::new(
@@ -162,20 +163,26 @@ impl Fill<'_> {
                 }
             }
             let (body, stored) = match read {
-                Reading::Matching { stored, matched } if matched == stored.len() => {
-                    // The stored body, shared: the answer's own bytes may share the
-                    // connection's read buffer.
-                    let body = stored.clone();
-                    fix_length(&mut parts, declared, body.len());
+                Reading::Matching {
+                    stored,
+                    matched,
+                    own,
+                } if matched == stored.len() => {
+                    fix_length(&mut parts, declared, matched);
                     if let Some(entry) = &current
                         && entry.same_answer(parts.status, &parts.headers, ttl)
                     {
                         store.refresh(&self.key, entry, self.stamp).await;
+                        // The answer's own bytes when they came in one piece: the stored
+                        // body's count is written by every worker that serves it.
+                        let body = own.unwrap_or_else(|| stored.clone());
                         let Fill { verdict, .. } = self;
                         return Ok((answer(parts, body, head), verdict));
                     }
+                    // The stored body, shared: the answer's own bytes may share the
+                    // connection's read buffer.
                     let copy = compact(&parts.headers, value_text(&parts.headers, 0).freeze());
-                    (body, copy)
+                    (stored.clone(), copy)
                 }
                 read => {
                     let (body, text) = read.into_copy(&parts.headers);
@@ -213,8 +220,13 @@ impl Fill<'_> {
 /// while it is the same (nothing copied), copied from the first difference on (or from the
 /// start when nothing is stored).
 enum Reading<'e> {
-    /// Every byte so far is the stored body's: `matched` of them.
-    Matching { stored: &'e Bytes, matched: usize },
+    /// Every byte so far is the stored body's: `matched` of them, which came as `own`
+    /// when they came in one piece.
+    Matching {
+        stored: &'e Bytes,
+        matched: usize,
+        own: Option<Bytes>,
+    },
     /// Copies: of the header values (`text`, made first so that the values and the body
     /// share one allocation), and of the body read so far (`body`).
     Copying { text: Bytes, body: BytesMut },
@@ -237,26 +249,33 @@ impl Reading<'_> {
     }
 
     /// Takes the next piece of the body.
-    fn push(&mut self, headers: &HeaderMap, expected: usize, data: &[u8]) {
+    fn push(&mut self, headers: &HeaderMap, expected: usize, data: Bytes) {
         match self {
-            Self::Matching { stored, matched } => {
+            Self::Matching {
+                stored,
+                matched,
+                own,
+            } => {
                 let end = *matched + data.len();
-                if stored.get(*matched..end) == Some(data) {
+                if stored.get(*matched..end) == Some(&data[..]) {
+                    *own = (*matched == 0).then_some(data);
                     *matched = end;
                     return;
                 }
                 let (text, mut body) = copies(headers, expected.max(end), &stored[..*matched]);
-                body.extend_from_slice(data);
+                body.extend_from_slice(&data);
                 *self = Self::Copying { text, body };
             }
-            Self::Copying { body, .. } => body.extend_from_slice(data),
+            Self::Copying { body, .. } => body.extend_from_slice(&data),
         }
     }
 
     /// The body read so far and then `data`, for passing on unstored.
     fn into_body(self, data: &[u8]) -> Bytes {
         let mut body = match self {
-            Self::Matching { stored, matched } => {
+            Self::Matching {
+                stored, matched, ..
+            } => {
                 let mut body = BytesMut::with_capacity(matched + data.len());
                 body.extend_from_slice(&stored[..matched]);
                 body
@@ -270,7 +289,9 @@ impl Reading<'_> {
     /// The body read and the header values' text, as copies.
     fn into_copy(self, headers: &HeaderMap) -> (Bytes, Bytes) {
         let (text, body) = match self {
-            Self::Matching { stored, matched } => copies(headers, matched, &stored[..matched]),
+            Self::Matching {
+                stored, matched, ..
+            } => copies(headers, matched, &stored[..matched]),
             Self::Copying { text, body } => (text, body),
         };
         (body.freeze(), text)

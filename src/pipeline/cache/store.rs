@@ -34,7 +34,9 @@ pub struct CachedResponse {
     pub headers_weight: u32,
     /// When it was first stored.
     created: Instant,
-    /// Nanoseconds from `created` to when it was last stored or refreshed (`Age`).
+    /// Milliseconds from `created` to when it was last refreshed (`Age`). Whole
+    /// milliseconds, so that the refreshes within one write it once: it is shared by every
+    /// worker.
     refreshed: AtomicU64,
     /// The store's invalidation clock when the request that fetched (or last refreshed) it
     /// started: a write to the path after that moment makes it invalid.
@@ -74,7 +76,7 @@ impl CachedResponse {
 
     /// When it was stored, or last refreshed: its age counts from then.
     pub fn stored_at(&self) -> Instant {
-        self.created + Duration::from_nanos(self.refreshed.load(Ordering::Relaxed))
+        self.created + Duration::from_millis(self.refreshed.load(Ordering::Relaxed))
     }
 
     /// The invalidation clock when its fetch (or last refresh) started.
@@ -101,12 +103,17 @@ impl CachedResponse {
                 .all(|((n1, v1), (n2, v2))| n1 == n2 && v1 == v2)
     }
 
-    /// Makes it stored `now` by a fetch stamped `stamp`.
+    /// Makes it stored `now` (to the millisecond) by a fetch stamped `stamp`. Reads before
+    /// it writes: most refreshes change nothing.
     fn refresh(&self, now: Instant, stamp: u64) {
-        let since = now.saturating_duration_since(self.created).as_nanos();
-        self.refreshed
-            .fetch_max(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
-        self.stamp.fetch_max(stamp, Ordering::AcqRel);
+        let since = now.saturating_duration_since(self.created).as_millis();
+        let since = u64::try_from(since).unwrap_or(u64::MAX);
+        if since > self.refreshed.load(Ordering::Relaxed) {
+            self.refreshed.fetch_max(since, Ordering::Relaxed);
+        }
+        if stamp > self.stamp.load(Ordering::Acquire) {
+            self.stamp.fetch_max(stamp, Ordering::AcqRel);
+        }
     }
 }
 
@@ -301,7 +308,8 @@ impl CacheStore for LocalStore {
     }
 
     fn stored(&self, key: &CacheKey) -> Option<Arc<CachedResponse>> {
-        self.entries.get(key)
+        // A peek: a refetch is not a use of the entry.
+        self.entries.peek(key)
     }
 
     async fn refresh(&self, key: &CacheKey, entry: &CachedResponse, stamp: u64) {
