@@ -120,9 +120,9 @@ impl Fill<'_> {
                 return Ok((without_body(response, head), Verdict::Bypass));
             }
             let store = step.cache.store();
-            // A refetch of an answer already stored (a refresh, or a miss on an expired
-            // entry) is compared with it as it comes: when it is the same, the entry is
-            // refreshed in place, and nothing is copied.
+            // A refetch of an answer already stored (a client's `no-cache`; an expired entry
+            // is gone by now) is compared with it as it comes: when it is the same, the entry
+            // is refreshed in place, and nothing is copied.
             let current = store.stored(&self.key);
             let (mut parts, mut body) = response.into_parts();
             let expected = declared
