@@ -23,6 +23,11 @@ pub fn request_directive(headers: &HeaderMap) -> RequestDirective {
     let mut saw_cache_control = false;
     for value in headers.get_all(CACHE_CONTROL) {
         saw_cache_control = true;
+        // A browser's reload sends this alone: no need to split it.
+        if value.as_bytes().eq_ignore_ascii_case(b"no-cache") {
+            directive = RequestDirective::Refresh;
+            continue;
+        }
         for (name, arg) in directives(value.as_bytes()) {
             if name.eq_ignore_ascii_case(b"no-store") {
                 return RequestDirective::NoStore;
@@ -193,6 +198,11 @@ mod tests {
         );
         assert_eq!(
             read(&[("cache-control", "no-cache, no-store")]),
+            RequestDirective::NoStore
+        );
+        // A field of `no-cache` alone does not hide a later field's `no-store`.
+        assert_eq!(
+            read(&[("cache-control", "no-cache"), ("cache-control", "no-store")]),
             RequestDirective::NoStore
         );
         assert_eq!(read(&[("pragma", "no-cache")]), RequestDirective::Refresh);
