@@ -46,7 +46,7 @@ pub(super) struct Fill<'a> {
     pub(super) head: bool,
     pub(super) verdict: Verdict,
     /// Held while fetching for others; dropped once stored (or found unstorable).
-    pub(super) _leader: Option<Leader>,
+    pub(super) _leader: Option<Leader<'a>>,
 }
 
 impl<'a> Pending<'a> {

@@ -13,12 +13,13 @@ mod registry;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::header::AGE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::body::GatewayBody;
 use crate::config;
@@ -101,7 +102,7 @@ pub fn insert_fields(headers: &mut HeaderMap, verdict: HeaderValue, age: Option<
 /// One route's cache: its store and the fetches in flight.
 pub struct RouteCache {
     store: LocalStore,
-    in_flight: Mutex<HashMap<CacheKey, watch::Receiver<()>, key::DigestState>>,
+    in_flight: Mutex<HashMap<CacheKey, Arc<Flight>, key::DigestState>>,
 }
 
 impl RouteCache {
@@ -263,8 +264,8 @@ impl CacheStep {
                     }
                     leader = Some(lead);
                 }
-                Err(mut waiting) => {
-                    let _ = tokio::time::timeout(self.wait, waiting.changed()).await;
+                Err(flight) => {
+                    flight.wait(self.wait).await;
                     if let Some(entry) = store.get(&key).await {
                         return fill::hit(&entry, head);
                     }
@@ -283,42 +284,70 @@ impl CacheStep {
     }
 
     /// Becomes the one fetching `key` (the guard ends that), or gets the fetch to wait for.
-    fn join_or_lead(&self, key: &CacheKey) -> Result<Leader, watch::Receiver<()>> {
+    fn join_or_lead(&self, key: &CacheKey) -> Result<Leader<'_>, Arc<Flight>> {
         let mut in_flight = self
             .cache
             .in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(waiting) = in_flight.get(key) {
-            return Err(waiting.clone());
+        if let Some(flight) = in_flight.get(key) {
+            return Err(flight.clone());
         }
-        let (done, waiting) = watch::channel(());
-        in_flight.insert(key.clone(), waiting);
+        let flight = Arc::new(Flight::default());
+        in_flight.insert(key.clone(), flight.clone());
         Ok(Leader {
-            cache: self.cache.clone(),
+            cache: &self.cache,
             key: key.clone(),
-            _done: done,
+            flight,
         })
     }
 }
 
-/// The request fetching a key for others: when it ends (stored, not storable, failed or
-/// cancelled), those waiting look again.
-pub(crate) struct Leader {
-    cache: Arc<RouteCache>,
-    key: CacheKey,
-    _done: watch::Sender<()>,
+/// One key's fetch in flight, which other requests for the key wait for.
+#[derive(Default)]
+pub(crate) struct Flight {
+    /// Set when the fetch has ended (before `ended` is notified).
+    done: AtomicBool,
+    /// Wakes the waiting when the fetch ends.
+    ended: Notify,
 }
 
-impl Drop for Leader {
+impl Flight {
+    /// Waits until the fetch has ended, `limit` at most.
+    async fn wait(&self, limit: Duration) {
+        let ended = self.ended.notified();
+        tokio::pin!(ended);
+        // Registered before `done` is read: a fetch that ends after the read wakes it.
+        ended.as_mut().enable();
+        if !self.done.load(Ordering::SeqCst) {
+            let _ = tokio::time::timeout(limit, ended).await;
+        }
+    }
+}
+
+/// The request fetching a key for others: when it ends (stored, not storable, failed or
+/// cancelled), those waiting look again. It borrows the route's cache (as `Pending` does)
+/// rather than counting a reference that every worker writes.
+pub(crate) struct Leader<'a> {
+    cache: &'a RouteCache,
+    key: CacheKey,
+    flight: Arc<Flight>,
+}
+
+impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        let mut in_flight = self
-            .cache
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        in_flight.remove(&self.key);
-        // `_done` drops after this: the waiting see the channel close.
+        {
+            let mut in_flight = self
+                .cache
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            in_flight.remove(&self.key);
+        }
+        self.flight.done.store(true, Ordering::SeqCst);
+        // Only futures made before this call are woken: `Flight::wait` registers its own
+        // before it reads `done`.
+        self.flight.ended.notify_waiters();
     }
 }
 
