@@ -4,6 +4,7 @@
 //! through hash only that digest.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
@@ -44,6 +45,14 @@ pub struct CacheKey {
     /// The keyed hash of `text` and `split`, computed once.
     digest: u64,
 }
+
+thread_local! {
+    /// Each worker's buffer for building key texts.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The scratch buffer is given back when a key made it larger than this.
+const MAX_SCRATCH: usize = 16 * 1024;
 
 /// The process's key for hashing cache keys.
 static KEY_HASHER: LazyLock<std::hash::RandomState> = LazyLock::new(std::hash::RandomState::new);
@@ -134,15 +143,32 @@ impl KeySpec {
         headers: &HeaderMap,
         consumer: Option<&str>,
     ) -> CacheKey {
-        // The text is built in a `String` (plain copies, no UTF-8 check at the end), with
-        // room for the usual parts: the path, the method, the query, a few values. It is
-        // copied once into the key's shared text.
-        let room = path.len()
-            + query.map_or(0, str::len)
-            + consumer.map_or(0, str::len)
-            + 32 * self.headers.len()
-            + 16;
-        let mut text = String::with_capacity(room);
+        // The text is built in the worker's scratch `String` (plain copies, no UTF-8 check
+        // at the end, no allocation once it has grown), then copied once into the key's
+        // shared text.
+        SCRATCH.with_borrow_mut(|text| {
+            text.clear();
+            self.write_text(text, method, path, query, headers, consumer);
+            let key = CacheKey::of_text(text, path.len());
+            if text.capacity() > MAX_SCRATCH {
+                // A rare huge key does not stay with the worker.
+                *text = String::new();
+            }
+            key
+        })
+    }
+
+    /// Writes the key's text into `text`: path, method, the kept query, the `vary_headers`
+    /// values and the consumer.
+    fn write_text(
+        &self,
+        text: &mut String,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        consumer: Option<&str>,
+    ) {
         text.push_str(path);
         text.push_str(if method == Method::HEAD {
             "GET"
@@ -150,7 +176,7 @@ impl KeySpec {
             method.as_str()
         });
         text.push('\0');
-        self.push_query(query.unwrap_or_default(), &mut text);
+        self.push_query(query.unwrap_or_default(), text);
         for name in &self.headers {
             text.push('\0');
             let mut values = headers.get_all(name).iter().peekable();
@@ -169,7 +195,6 @@ impl KeySpec {
             text.push('\0');
             text.push_str(consumer.unwrap_or("\u{1}"));
         }
-        CacheKey::of_text(&text, path.len())
     }
 
     /// The kept parameters, sorted by name (the order of one name's values is kept).
