@@ -123,7 +123,7 @@ impl Fill<'_> {
             // A refetch of an answer already stored (a client's `no-cache`; an expired entry
             // is gone by now) is compared with it as it comes: when it is the same, the entry
             // is refreshed in place, and nothing is copied.
-            let current = store.stored(&self.key);
+            let current = store.stored(&self.key).await;
             let (mut parts, mut body) = response.into_parts();
             let expected = declared
                 .and_then(|len| usize::try_from(len).ok())
@@ -134,7 +134,10 @@ impl Fill<'_> {
                     matched: 0,
                     own: None,
                 },
-                None => Reading::copying(&parts.headers, expected, &[]),
+                None => {
+                    let (text, body) = copies(&parts.headers, expected, &[]);
+                    Reading::Copying { text, body }
+                }
             };
             loop {
                 match body.frame().await {
@@ -233,13 +236,6 @@ enum Reading<'e> {
 }
 
 impl Reading<'_> {
-    /// Starts copying: the values of `headers`, then `read` (the body so far), with room for
-    /// a body of `expected` bytes.
-    fn copying(headers: &HeaderMap, expected: usize, read: &[u8]) -> Self {
-        let (text, body) = copies(headers, expected, read);
-        Self::Copying { text, body }
-    }
-
     /// Bytes of body read.
     fn len(&self) -> usize {
         match self {

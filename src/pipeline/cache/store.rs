@@ -93,14 +93,7 @@ impl CachedResponse {
     /// this one: the same status and time to live, and the same header lines in the same
     /// order.
     pub fn same_answer(&self, status: StatusCode, headers: &HeaderMap, ttl: Duration) -> bool {
-        self.status == status
-            && self.ttl == ttl
-            && self.headers.len() == headers.len()
-            && self
-                .headers
-                .iter()
-                .zip(headers.iter())
-                .all(|((n1, v1), (n2, v2))| n1 == n2 && v1 == v2)
+        self.status == status && self.ttl == ttl && self.headers.iter().eq(headers.iter())
     }
 
     /// Makes it stored `now` (to the millisecond) by a fetch stamped `stamp`. Reads before
@@ -133,7 +126,7 @@ pub trait CacheStore: Send + Sync {
     fn insert(&self, key: CacheKey, entry: Arc<CachedResponse>) -> impl Future<Output = ()> + Send;
     /// The entry under `key` as it is, expired or invalid too: a refetch compares its
     /// answer with it.
-    fn stored(&self, key: &CacheKey) -> Option<Arc<CachedResponse>>;
+    fn stored(&self, key: &CacheKey) -> impl Future<Output = Option<Arc<CachedResponse>>> + Send;
     /// Makes `entry` (found under `key` by [`CacheStore::stored`]) as if stored now by a
     /// fetch stamped `stamp`, whose answer was the same (unless the path was invalidated
     /// since `stamp`): the same as inserting that answer, without making a copy of it.
@@ -307,7 +300,7 @@ impl CacheStore for LocalStore {
         }
     }
 
-    fn stored(&self, key: &CacheKey) -> Option<Arc<CachedResponse>> {
+    async fn stored(&self, key: &CacheKey) -> Option<Arc<CachedResponse>> {
         // A peek: a refetch is not a use of the entry.
         self.entries.peek(key)
     }
@@ -385,7 +378,7 @@ mod tests {
         let key = key("/a");
         store.insert(key.clone(), entry(store.stamp())).await;
         tokio::time::advance(Duration::from_secs(8)).await;
-        let stored = store.stored(&key).expect("stored");
+        let stored = store.stored(&key).await.expect("stored");
         assert_eq!(stored.stored_at().elapsed(), Duration::from_secs(8));
         store.refresh(&key, &stored, store.stamp()).await;
         assert_eq!(stored.stored_at().elapsed(), Duration::ZERO);
@@ -396,7 +389,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(store.get(&key).await.is_none(), "expired 10 s after it");
         assert!(
-            store.stored(&key).is_none(),
+            store.stored(&key).await.is_none(),
             "dropped when looked up expired"
         );
     }
@@ -407,7 +400,7 @@ mod tests {
         let key = key("/w");
         let before = store.stamp();
         store.insert(key.clone(), entry(before)).await;
-        let stored = store.stored(&key).expect("stored");
+        let stored = store.stored(&key).await.expect("stored");
         store.invalidate_path("/w").await;
         assert!(store.get(&key).await.is_none(), "invalid after the write");
         // A fetch that started before the write: its answer may predate it.
