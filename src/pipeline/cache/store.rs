@@ -179,8 +179,8 @@ impl quick_cache::Weighter<CacheKey, Arc<CachedResponse>> for EntryWeight {
 /// The node-local store: a [`quick_cache`] map bounded by weight (`max_memory`), whose
 /// CLOCK-PRO policy keeps entries that are used again over entries not used since they were
 /// stored. An entry past its time to live is dropped when it is next looked up (or evicted
-/// under memory pressure). Keys are placed by their digest, std's `RandomState` (SipHash, a
-/// random key per process), computed once per key: clients choose them.
+/// under memory pressure). Keys are placed by their digest, a hash seeded at random per process
+/// (foldhash), computed once per key: clients choose them.
 ///
 /// The entries are not in moka (the architecture's first choice) because a store on every
 /// miss there cost about 7 µs of CPU (write-op channel, deque upkeep, epoch reclamation),
