@@ -45,6 +45,9 @@ pub(super) struct Fill<'a> {
     /// The client asked with HEAD (sent upstream as GET): answer without the body.
     pub(super) head: bool,
     pub(super) verdict: Verdict,
+    /// What was stored under the key when the request went upstream, live or not: an
+    /// answer that is the same refreshes it in place.
+    pub(super) current: Option<Arc<CachedResponse>>,
     /// Held while fetching for others; dropped once stored (or found unstorable).
     pub(super) _leader: Option<Leader<'a>>,
 }
@@ -99,7 +102,7 @@ impl Fill<'_> {
         reason = "an `async fn` holds its arguments twice (rust-lang/rust#62958)"
     )]
     fn finish(
-        self,
+        mut self,
         response: Response<GatewayBody>,
     ) -> impl Future<Output = Result<(Response<GatewayBody>, Verdict), GatewayError>> + Send {
         async move {
@@ -120,10 +123,10 @@ impl Fill<'_> {
                 return Ok((without_body(response, head), Verdict::Bypass));
             }
             let store = step.cache.store();
-            // A refetch of an answer already stored (a client's `no-cache`; an expired entry
-            // is gone by now) is compared with it as it comes: when it is the same, the entry
-            // is refreshed in place, and nothing is copied.
-            let current = store.stored(&self.key).await;
+            // A refetch of an answer already stored (a client's `no-cache`, an entry
+            // invalidated by a write) is compared with it as it comes: when it is the same,
+            // the entry is refreshed in place, and nothing is copied.
+            let current = self.current.take();
             let (mut parts, mut body) = response.into_parts();
             let expected = declared
                 .and_then(|len| usize::try_from(len).ok())

@@ -28,7 +28,7 @@ use crate::pipeline::auth::Identity;
 pub use fill::Pending;
 pub use key::{CacheKey, KeySpec, QueryVary};
 pub use registry::{CachePurge, CacheUsage, Caches};
-pub use store::{CacheStore, CachedResponse, LocalStore};
+pub use store::{CacheStore, CachedResponse, Found, LocalStore};
 
 use fill::PendingKind;
 use policy::RequestDirective;
@@ -102,7 +102,9 @@ pub fn insert_fields(headers: &mut HeaderMap, verdict: HeaderValue, age: Option<
 /// One route's cache: its store and the fetches in flight.
 pub struct RouteCache {
     store: LocalStore,
-    in_flight: Mutex<HashMap<CacheKey, Arc<Flight>, key::DigestState>>,
+    /// The keys being fetched, each with the [`Flight`] its waiters wait on, made by the
+    /// first of them: a fetch nobody joins (the usual miss) allocates none.
+    in_flight: Mutex<HashMap<CacheKey, Option<Arc<Flight>>, key::DigestState>>,
 }
 
 impl RouteCache {
@@ -250,28 +252,26 @@ impl CacheStep {
         let stamp = store.stamp();
         let mut verdict = Verdict::Miss;
         let mut leader = None;
+        // What is stored, live or not, when going upstream: the answer is read against it.
+        let current;
         if directive == RequestDirective::Refresh {
             verdict = Verdict::Bypass;
+            current = store.find(&key).await.entry();
         } else {
             if let Some(entry) = store.get(&key).await {
                 return fill::hit(&entry, head);
             }
             match self.join_or_lead(&key) {
-                Ok(lead) => {
-                    // The previous fetch may have stored its answer just before leaving.
-                    if let Some(entry) = store.get(&key).await {
-                        return fill::hit(&entry, head);
-                    }
-                    leader = Some(lead);
-                }
-                Err(flight) => {
-                    flight.wait(self.wait).await;
-                    if let Some(entry) = store.get(&key).await {
-                        return fill::hit(&entry, head);
-                    }
-                    // The answer could not be stored: fetch our own.
-                }
+                Ok(lead) => leader = Some(lead),
+                // The answer could not be stored unless found now: then fetch our own.
+                Err(flight) => flight.wait(self.wait).await,
             }
+            // The fetch waited for (or the previous one, which may have stored its answer
+            // just before leaving) may have stored what this request wants.
+            current = match store.find(&key).await {
+                Found::Live(entry) => return fill::hit(&entry, head),
+                found => found.entry(),
+            };
         }
         Lookup::Forward(Pending::new(PendingKind::Fill(fill::Fill {
             step: self,
@@ -279,6 +279,7 @@ impl CacheStep {
             stamp,
             head,
             verdict,
+            current,
             _leader: leader,
         })))
     }
@@ -290,15 +291,13 @@ impl CacheStep {
             .in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(flight) = in_flight.get(key) {
-            return Err(flight.clone());
+        if let Some(flight) = in_flight.get_mut(key) {
+            return Err(flight.get_or_insert_with(Arc::default).clone());
         }
-        let flight = Arc::new(Flight::default());
-        in_flight.insert(key.clone(), flight.clone());
+        in_flight.insert(key.clone(), None);
         Ok(Leader {
             cache: &self.cache,
             key: key.clone(),
-            flight,
         })
     }
 }
@@ -331,23 +330,24 @@ impl Flight {
 pub(crate) struct Leader<'a> {
     cache: &'a RouteCache,
     key: CacheKey,
-    flight: Arc<Flight>,
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        {
-            let mut in_flight = self
-                .cache
-                .in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            in_flight.remove(&self.key);
+        let flight = self
+            .cache
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key)
+            .flatten();
+        // Whoever joined made the flight under the lock, before it was removed here.
+        if let Some(flight) = flight {
+            flight.done.store(true, Ordering::SeqCst);
+            // Only futures made before this call are woken: `Flight::wait` registers its
+            // own before it reads `done`.
+            flight.ended.notify_waiters();
         }
-        self.flight.done.store(true, Ordering::SeqCst);
-        // Only futures made before this call are woken: `Flight::wait` registers its own
-        // before it reads `done`.
-        self.flight.ended.notify_waiters();
     }
 }
 

@@ -110,6 +110,27 @@ impl CachedResponse {
     }
 }
 
+/// What a store holds under a key (see [`CacheStore::find`]).
+pub enum Found {
+    /// Nothing.
+    Nothing,
+    /// An entry that may be served.
+    Live(Arc<CachedResponse>),
+    /// An entry that may not be served (expired, or invalid since a write to its path), which
+    /// a fetch's answer may refresh in place.
+    Stale(Arc<CachedResponse>),
+}
+
+impl Found {
+    /// The entry, live or stale.
+    pub fn entry(self) -> Option<Arc<CachedResponse>> {
+        match self {
+            Self::Nothing => None,
+            Self::Live(entry) | Self::Stale(entry) => Some(entry),
+        }
+    }
+}
+
 /// The contract of a response store, the same for the local and the cluster store.
 ///
 /// Invalidation is by path and covers every variant of the path (query, headers, consumer),
@@ -124,10 +145,11 @@ pub trait CacheStore: Send + Sync {
     /// Stores `entry` under `key` for `entry.ttl` (unless its path was invalidated since
     /// `entry.stamp()`).
     fn insert(&self, key: CacheKey, entry: Arc<CachedResponse>) -> impl Future<Output = ()> + Send;
-    /// The entry under `key` as it is, expired or invalid too: a refetch compares its
-    /// answer with it.
-    fn stored(&self, key: &CacheKey) -> impl Future<Output = Option<Arc<CachedResponse>>> + Send;
-    /// Makes `entry` (found under `key` by [`CacheStore::stored`]) as if stored now by a
+    /// The entry under `key`, live or not: a fetch for the key serves a live one (stored
+    /// while it was deciding to fetch) and compares its answer with a stale one. Not a use
+    /// of the entry.
+    fn find(&self, key: &CacheKey) -> impl Future<Output = Found> + Send;
+    /// Makes `entry` (found under `key` by [`CacheStore::find`]) as if stored now by a
     /// fetch stamped `stamp`, whose answer was the same (unless the path was invalidated
     /// since `stamp`): the same as inserting that answer, without making a copy of it.
     fn refresh(
@@ -300,9 +322,16 @@ impl CacheStore for LocalStore {
         }
     }
 
-    async fn stored(&self, key: &CacheKey) -> Option<Arc<CachedResponse>> {
-        // A peek: a refetch is not a use of the entry.
-        self.entries.peek(key)
+    async fn find(&self, key: &CacheKey) -> Found {
+        // A peek: a refetch is not a use of the entry. An expired entry stays: the fetch's
+        // answer replaces (or refreshes) it.
+        let Some(entry) = self.entries.peek(key) else {
+            return Found::Nothing;
+        };
+        if entry.expired(crate::poll_clock::now()) || !self.valid(key.path(), entry.stamp()).await {
+            return Found::Stale(entry);
+        }
+        Found::Live(entry)
     }
 
     async fn refresh(&self, key: &CacheKey, entry: &CachedResponse, stamp: u64) {
@@ -378,7 +407,9 @@ mod tests {
         let key = key("/a");
         store.insert(key.clone(), entry(store.stamp())).await;
         tokio::time::advance(Duration::from_secs(8)).await;
-        let stored = store.stored(&key).await.expect("stored");
+        let Found::Live(stored) = store.find(&key).await else {
+            panic!("live");
+        };
         assert_eq!(stored.stored_at().elapsed(), Duration::from_secs(8));
         store.refresh(&key, &stored, store.stamp()).await;
         assert_eq!(stored.stored_at().elapsed(), Duration::ZERO);
@@ -387,9 +418,13 @@ mod tests {
         let live = store.get(&key).await.expect("live after the refresh");
         assert!(Arc::ptr_eq(&live, &stored), "refreshed in place");
         tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            matches!(store.find(&key).await, Found::Stale(_)),
+            "found stale once expired"
+        );
         assert!(store.get(&key).await.is_none(), "expired 10 s after it");
         assert!(
-            store.stored(&key).await.is_none(),
+            matches!(store.find(&key).await, Found::Nothing),
             "dropped when looked up expired"
         );
     }
@@ -400,9 +435,13 @@ mod tests {
         let key = key("/w");
         let before = store.stamp();
         store.insert(key.clone(), entry(before)).await;
-        let stored = store.stored(&key).await.expect("stored");
+        let stored = store.find(&key).await.entry().expect("stored");
         store.invalidate_path("/w").await;
         assert!(store.get(&key).await.is_none(), "invalid after the write");
+        assert!(
+            matches!(store.find(&key).await, Found::Stale(_)),
+            "found stale after the write"
+        );
         // A fetch that started before the write: its answer may predate it.
         store.refresh(&key, &stored, before).await;
         assert!(store.get(&key).await.is_none(), "still invalid");
