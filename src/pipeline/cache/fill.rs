@@ -363,8 +363,8 @@ fn compact(headers: &HeaderMap, text: Bytes) -> Compacted {
         weight += name.as_str().len() + value.len() + 32;
         // `text` holds the bytes of a valid value; the original is kept if it somehow
         // does not.
-        if let Some(bytes) = text.get(at..end)
-            && let Ok(mut stored) = HeaderValue::from_maybe_shared(text.slice_ref(bytes))
+        if text.get(at..end).is_some()
+            && let Ok(mut stored) = HeaderValue::from_maybe_shared(text.slice(at..end))
         {
             stored.set_sensitive(value.is_sensitive());
             *value = stored;
