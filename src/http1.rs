@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 pub type HeadLines = SmallVec<[(HeaderName, usize, usize); 24]>;
 
 /// The header map of `lines` (taken out; by reference, not to copy the inline array), whose
-/// values share `head` (the head's bytes, split off the read buffer: no copy), with room for
+/// values share `head` (the head's bytes: split off the read buffer, or a copy), with room for
 /// `extra` headers more. `None` when a value is not valid.
 pub fn header_map(head: &Bytes, lines: &mut HeadLines, extra: usize) -> Option<HeaderMap> {
     let mut headers = HeaderMap::with_capacity(lines.len() + extra);

@@ -46,6 +46,8 @@ pub(super) struct Exchange<'a> {
     pub(super) consumer: Option<&'a str>,
     /// The fields added to the request, sent after its own (see [`upstream::AddedHeaders`]).
     pub(super) added: &'a upstream::AddedHeaders,
+    /// Where an HTTP/1.1 answer's header values live: their own copy when the cache keeps it.
+    pub(super) head_bytes: upstream::HeadBytes,
 }
 
 /// How the attempts of a request ended.
@@ -78,7 +80,14 @@ pub(super) fn run(x: Exchange<'_>, request: Request<RequestBody>) -> impl Future
             let result = match upstream::connect(x.service, endpoint, deadline).await {
                 Ok(connection) => {
                     let exchanged = upstream::exchange(
-                        x.service, endpoint, connection, request, x.added, started, deadline,
+                        x.service,
+                        endpoint,
+                        connection,
+                        request,
+                        x.added,
+                        x.head_bytes,
+                        started,
+                        deadline,
                     );
                     exchanged.await
                 }
@@ -288,6 +297,7 @@ async fn attempt_once(
                 connection,
                 request,
                 &upstream::NO_ADDED_HEADERS,
+                x.head_bytes,
                 started,
                 deadline,
             );

@@ -377,8 +377,11 @@ impl Gateway {
                         {
                             *request.method_mut() = method;
                         }
-                        let outbound =
+                        let mut outbound =
                             self.outbound(runtime, route, plan, request, upstream_path, conn, ctx)?;
+                        if let Some(pending) = &cache {
+                            outbound.head_bytes = pending.head_bytes();
+                        }
                         let response = Self::forward(plan, outbound, ctx).await?;
                         match cache {
                             Some(pending) => {
@@ -505,6 +508,7 @@ impl Gateway {
             added,
             body,
             transform,
+            head_bytes: upstream::HeadBytes::Shared,
         })
     }
 
@@ -546,6 +550,7 @@ impl Gateway {
                 client_ip: ctx.client_ip,
                 consumer: ctx.identity.as_deref().and_then(|i| i.consumer.as_deref()),
                 added: &outbound.added,
+                head_bytes: outbound.head_bytes,
             };
             let request = Request::from_parts(outbound.parts, outbound.body);
             let tried = attempts::run(exchange, request).await;
@@ -584,6 +589,8 @@ struct Outbound<'rt> {
     body: RequestBody,
     /// The route's `request_transform`, for its body changes.
     transform: Option<transform::PreparedRequest<'rt>>,
+    /// Where an HTTP/1.1 answer's header values are to live (their own copy for the cache).
+    head_bytes: upstream::HeadBytes,
 }
 
 /// The future `make` returns, in a box allocated first, so that it can be written in place:

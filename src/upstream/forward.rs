@@ -10,7 +10,7 @@ use hyper::client::conn::http2;
 use tokio::time::Instant;
 
 use super::added::{AddedHeaders, NO_ADDED_HEADERS};
-use super::h1::{Answer, Http1Body, Http1Conn, SendError};
+use super::h1::{Answer, HeadBytes, Http1Body, Http1Conn, SendError};
 use super::pool::{ConnectError, Connection, Lease};
 use super::registry::Outcome;
 use super::service::{Endpoint, ServiceRuntime, Target};
@@ -68,6 +68,7 @@ pub fn send(
             connection,
             request,
             &NO_ADDED_HEADERS,
+            HeadBytes::Shared,
             started,
             started + timeout,
         )
@@ -99,17 +100,24 @@ pub async fn connect(
 
 /// Sends `request` with the `added` fields on `connection` and waits for the response headers
 /// until `deadline`; `started` is when the attempt began (for [`UpstreamResponse::elapsed`]).
+/// `head_bytes`: where an HTTP/1.1 answer's header values live ([`HeadBytes::Own`] for an
+/// answer that will be kept).
 ///
 /// Only the protocol's own futures are put under the timer, in this one function: every
 /// nested future holding the request would add its size to every exchange, and futures are
 /// copied whole when they move. For the same reason this is not an `async fn`, which would
 /// keep the request twice (its argument and its local, rust-lang/rust#62958).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one flat function keeps the exchange future small (see above)"
+)]
 pub fn exchange(
     service: &ServiceRuntime,
     endpoint: &Endpoint,
     connection: Connection,
     mut request: Request<RequestBody>,
     added: &AddedHeaders,
+    head_bytes: HeadBytes,
     started: Instant,
     deadline: Instant,
 ) -> impl Future<Output = Result<UpstreamResponse, Failure>> {
@@ -125,13 +133,19 @@ pub fn exchange(
         let timed_out = || timeout_failure(url, started, deadline);
         let response = match connection {
             Connection::Http1(mut conn) => {
-                match tokio::time::timeout_at(deadline, conn.send(request, added)).await {
+                let sent = conn.send(request, added, head_bytes);
+                match tokio::time::timeout_at(deadline, sent).await {
                     Err(_) => return Err(timed_out()),
                     Ok(Ok(answer)) => respond_http1(endpoint, conn, answer),
                     Ok(Err(SendError::Unsent(request))) => {
                         // The cold path, boxed: a stale pooled connection gave the request back.
-                        let resent =
-                            resend_fresh(endpoint, *request, added, service.connect_timeout);
+                        let resent = resend_fresh(
+                            endpoint,
+                            *request,
+                            added,
+                            head_bytes,
+                            service.connect_timeout,
+                        );
                         match Box::pin(tokio::time::timeout_at(deadline, resent)).await {
                             Err(_) => return Err(timed_out()),
                             Ok(result) => result?,
@@ -183,6 +197,7 @@ async fn resend_fresh(
     endpoint: &Endpoint,
     mut request: Request<RequestBody>,
     added: &AddedHeaders,
+    head_bytes: HeadBytes,
     connect_timeout: Duration,
 ) -> Result<Response<GatewayBody>, Failure> {
     let url = &endpoint.target.url;
@@ -198,7 +213,7 @@ async fn resend_fresh(
             return send_http2(endpoint, sender, request).await;
         }
     };
-    match conn.send(request, added).await {
+    match conn.send(request, added, head_bytes).await {
         Ok(answer) => Ok(respond_http1(endpoint, conn, answer)),
         Err(err) => Err(exchange_error(&err, url)),
     }

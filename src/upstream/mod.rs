@@ -23,7 +23,7 @@ pub use balance::{Balance, PeakEwma, RequestKey, stable_hash};
 pub use breaker::Permit;
 pub use discovery::RESOLVE_EVERY;
 pub use forward::{Failure, UpstreamResponse, connect, exchange, send};
-pub use h1::Http1Body;
+pub use h1::{HeadBytes, Http1Body};
 pub use pool::{
     ClientPools, ConnectError, Connection, Lease, SWEEP_EVERY, TargetPool, UpstreamProtocol,
     WorkerPools,

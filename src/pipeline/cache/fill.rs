@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, HeaderValue, Response, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 
@@ -63,6 +63,15 @@ impl<'a> Pending<'a> {
         match &self.kind {
             PendingKind::Fill(fill) if fill.head => Some(http::Method::GET),
             _ => None,
+        }
+    }
+
+    /// Where the answer's header values should live: a copy of their own when the answer
+    /// may be stored, so that the entry can keep them as they are (see `Fill::finish`).
+    pub fn head_bytes(&self) -> crate::upstream::HeadBytes {
+        match &self.kind {
+            PendingKind::Fill(_) => crate::upstream::HeadBytes::Own,
+            _ => crate::upstream::HeadBytes::Shared,
         }
     }
 
@@ -128,6 +137,11 @@ impl Fill<'_> {
             // the entry is refreshed in place, and nothing is copied.
             let current = self.current.take();
             let (mut parts, mut body) = response.into_parts();
+            // An HTTP/1.x answer came from the gateway's own client, asked (see
+            // `Pending::head_bytes`) for header values in a copy of their head: the entry
+            // keeps a clone of the map. Others (HTTP/2, hyper's) have values that share the
+            // connection's frame buffers: they are copied beside the body (see `compact`).
+            let compacting = !matches!(parts.version, Version::HTTP_10 | Version::HTTP_11);
             let expected = declared
                 .and_then(|len| usize::try_from(len).ok())
                 .unwrap_or(0);
@@ -138,7 +152,8 @@ impl Fill<'_> {
                     own: None,
                 },
                 None => {
-                    let (text, body) = copies(&parts.headers, expected, &[]);
+                    let values = compacting.then_some(&parts.headers);
+                    let (text, body) = copies(values, expected, &[]);
                     Reading::Copying { text, body }
                 }
             };
@@ -157,7 +172,7 @@ impl Fill<'_> {
                             let response = Response::from_parts(parts, rest);
                             return Ok((without_body(response, head), Verdict::Bypass));
                         }
-                        read.push(&parts.headers, expected, data);
+                        read.push(compacting.then_some(&parts.headers), expected, data);
                     }
                     Some(Err(err)) => {
                         return Err(GatewayError::new(
@@ -187,16 +202,25 @@ impl Fill<'_> {
                     }
                     // The stored body, shared: the answer's own bytes may share the
                     // connection's read buffer.
-                    let copy = compact(&parts.headers, value_text(&parts.headers, 0).freeze());
+                    let copy = if compacting {
+                        compact(&parts.headers, value_text(&parts.headers, 0).freeze())
+                    } else {
+                        Compacted::kept(&parts.headers)
+                    };
                     (stored.clone(), copy)
                 }
-                read => {
-                    let (body, text) = read.into_copy(&parts.headers);
+                read if compacting => {
+                    let (body, text) = read.into_copy(Some(&parts.headers));
                     let mut copy = compact(&parts.headers, text);
                     if let Some(length) = fix_length(&mut parts, declared, body.len()) {
                         copy.headers.insert(CONTENT_LENGTH, length);
                     }
                     (body, copy)
+                }
+                read => {
+                    let (body, _) = read.into_copy(None);
+                    fix_length(&mut parts, declared, body.len());
+                    (body, Compacted::kept(&parts.headers))
                 }
             };
             let entry = Arc::new(CachedResponse::new(
@@ -233,8 +257,9 @@ enum Reading<'e> {
         matched: usize,
         own: Option<Bytes>,
     },
-    /// Copies: of the header values (`text`, made first so that the values and the body
-    /// share one allocation), and of the body read so far (`body`).
+    /// Copies: of the header values when they are compacted (`text`, made first so that
+    /// the values and the body share one allocation; else empty), and of the body read so
+    /// far (`body`).
     Copying { text: Bytes, body: BytesMut },
 }
 
@@ -247,8 +272,9 @@ impl Reading<'_> {
         }
     }
 
-    /// Takes the next piece of the body.
-    fn push(&mut self, headers: &HeaderMap, expected: usize, data: Bytes) {
+    /// Takes the next piece of the body; `values`: the headers whose values are copied
+    /// beside it, when they are.
+    fn push(&mut self, values: Option<&HeaderMap>, expected: usize, data: Bytes) {
         match self {
             Self::Matching {
                 stored,
@@ -261,7 +287,7 @@ impl Reading<'_> {
                     *matched = end;
                     return;
                 }
-                let (text, mut body) = copies(headers, expected.max(end), &stored[..*matched]);
+                let (text, mut body) = copies(values, expected.max(end), &stored[..*matched]);
                 body.extend_from_slice(&data);
                 *self = Self::Copying { text, body };
             }
@@ -285,23 +311,29 @@ impl Reading<'_> {
         body.freeze()
     }
 
-    /// The body read and the header values' text, as copies.
-    fn into_copy(self, headers: &HeaderMap) -> (Bytes, Bytes) {
+    /// The body read and, when `values` are given, their text, as copies.
+    fn into_copy(self, values: Option<&HeaderMap>) -> (Bytes, Bytes) {
         let (text, body) = match self {
             Self::Matching {
                 stored, matched, ..
-            } => copies(headers, matched, &stored[..matched]),
+            } => copies(values, matched, &stored[..matched]),
             Self::Copying { text, body } => (text, body),
         };
         (body.freeze(), text)
     }
 }
 
-/// Copies of the values of `headers` (in the map's order) and of `read`, the body so far, in
-/// one allocation with room for a body of `expected` bytes.
-fn copies(headers: &HeaderMap, expected: usize, read: &[u8]) -> (Bytes, BytesMut) {
-    let mut body = value_text(headers, expected.max(read.len()));
-    let text = body.split().freeze();
+/// Copies of the values of `values` (in the map's order; none without it) and of `read`,
+/// the body so far, in one allocation with room for a body of `expected` bytes.
+fn copies(values: Option<&HeaderMap>, expected: usize, read: &[u8]) -> (Bytes, BytesMut) {
+    let room = expected.max(read.len());
+    let (text, mut body) = match values {
+        Some(headers) => {
+            let mut body = value_text(headers, room);
+            (body.split().freeze(), body)
+        }
+        None => (Bytes::new(), BytesMut::with_capacity(room)),
+    };
     body.extend_from_slice(read);
     (text, body)
 }
@@ -349,11 +381,30 @@ struct Compacted {
     weight: u32,
 }
 
+impl Compacted {
+    /// A clone of `headers`, whose values share nothing larger than a copy of their own
+    /// head (an HTTP/1.1 answer's, read with `HeadBytes::Own`).
+    fn kept(headers: &HeaderMap) -> Self {
+        Self {
+            headers: headers.clone(),
+            weight: headers_weight(headers),
+        }
+    }
+}
+
+/// What `headers` weigh in an entry: each name and value, and 32 bytes.
+fn headers_weight(headers: &HeaderMap) -> u32 {
+    let weight: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum();
+    u32::try_from(weight).unwrap_or(u32::MAX)
+}
+
 /// A copy of `headers` whose values live in `text`, which holds each value's bytes in the
-/// map's order. hyper's (and the own client's) parsed values share the connection's read
-/// buffer (8 KiB and up): kept as they are, one stored entry could keep that whole buffer
-/// alive, far beyond the weight it is counted for. The copy is a clone with its values
-/// replaced: nothing is hashed again.
+/// map's order. hyper's parsed values (an HTTP/2 answer's) share its frame buffers: kept as
+/// they are, one stored entry could keep a whole buffer alive, far beyond the weight it is
+/// counted for. The copy is a clone with its values replaced: nothing is hashed again.
 fn compact(headers: &HeaderMap, text: Bytes) -> Compacted {
     let mut copy = headers.clone();
     let mut at = 0;

@@ -39,6 +39,18 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use body::Http1Body;
 pub(super) use response::{Head, ResponseFraming};
+
+/// Where an HTTP/1.1 response's header values live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeadBytes {
+    /// In the connection's read buffer, split off without a copy: for answers passed on
+    /// and dropped.
+    #[default]
+    Shared,
+    /// In a copy of the head of their own: for answers that are kept (the cache's fills),
+    /// which must not keep the connection's buffer alive, and need not copy them again.
+    Own,
+}
 pub(super) use stream::Stream;
 
 use crate::body::{BoxError, RequestBody};
@@ -202,6 +214,7 @@ impl Http1Conn {
         &mut self,
         request: Request<RequestBody>,
         added: &AddedHeaders,
+        head_bytes: HeadBytes,
     ) -> impl Future<Output = Result<Answer, SendError>> {
         let (mut parts, body) = request.into_parts();
         let framing = request::frame(&mut parts.headers, body.is_end_stream(), &body.size_hint());
@@ -232,7 +245,8 @@ impl Http1Conn {
             broken: None,
         };
         async move {
-            let exchanged = poll_fn(|cx| self.poll_exchange(cx, &mut writer, head_request)).await;
+            let exchanged =
+                poll_fn(|cx| self.poll_exchange(cx, &mut writer, head_request, head_bytes)).await;
             match exchanged {
                 Ok(mut answer) => {
                     if !writer.done {
@@ -259,6 +273,7 @@ impl Http1Conn {
         cx: &mut Context<'_>,
         writer: &mut Writer,
         head_request: bool,
+        head_bytes: HeadBytes,
     ) -> Poll<Result<Answer, Failure>> {
         if !writer.done && writer.broken.is_none() {
             match writer.poll_write(cx, &mut self.io, &self.out) {
@@ -289,7 +304,7 @@ impl Http1Conn {
                 Ok(_) => {}
                 Err(err) => return Poll::Ready(Err(Failure::Failed(err.into()))),
             }
-            let head = match response::parse(&mut self.buf, head_request) {
+            let head = match response::parse(&mut self.buf, head_request, head_bytes) {
                 Ok(Some(head)) => head,
                 Ok(None) => continue,
                 Err(err) => return Poll::Ready(Err(Failure::Failed(err.into()))),

@@ -3,11 +3,11 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, StatusCode, Version, response};
 
-use super::Invalid;
+use super::{HeadBytes, Invalid};
 use crate::http1::{self, HeadLines};
 
 /// Most header lines a response head may have (as hyper's `max_headers(256)` was).
@@ -41,8 +41,13 @@ pub struct Head {
 
 /// Parses a final response head from the front of `buf`, consuming it (and any interim 1xx
 /// heads before it). `Ok(None)`: the head is not complete yet. `head_request`: the request
-/// was a HEAD, so the response has no body whatever its headers say.
-pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Invalid> {
+/// was a HEAD, so the response has no body whatever its headers say. `head_bytes`: whether
+/// the header values share the read buffer or a copy of the head.
+pub(super) fn parse(
+    buf: &mut BytesMut,
+    head_request: bool,
+    head_bytes: HeadBytes,
+) -> Result<Option<Head>, Invalid> {
     loop {
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
@@ -77,7 +82,8 @@ pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Hea
             Some(0) => Version::HTTP_10,
             _ => Version::HTTP_11,
         };
-        // The header values share the head's bytes, split off the read buffer (no copy).
+        // The header values share the head's bytes: split off the read buffer (no copy),
+        // or copied when the answer is to be kept.
         let mut lines = HeadLines::new();
         for header in response.headers.iter() {
             let name =
@@ -85,7 +91,14 @@ pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Hea
             let (start, end) = http1::span(buf, header.value);
             lines.push((name, start, end));
         }
-        let text = buf.split_to(len).freeze();
+        let text = match head_bytes {
+            HeadBytes::Shared => buf.split_to(len).freeze(),
+            HeadBytes::Own => {
+                let text = Bytes::copy_from_slice(&buf[..len]);
+                buf.advance(len);
+                text
+            }
+        };
         let mut headers = http1::header_map(&text, &mut lines, 8).ok_or(Invalid::HeaderValue)?;
         let (mut parts, ()) = http::Response::new(()).into_parts();
         parts.status = status;
@@ -165,7 +178,7 @@ mod tests {
 
     fn parse_all(text: &str, head_request: bool) -> (Result<Option<Head>, Invalid>, BytesMut) {
         let mut buf = BytesMut::from(text.as_bytes());
-        let parsed = parse(&mut buf, head_request);
+        let parsed = parse(&mut buf, head_request, HeadBytes::Shared);
         (parsed, buf)
     }
 
@@ -189,6 +202,28 @@ mod tests {
         assert_eq!(head.framing, ResponseFraming::Length(5));
         assert!(head.keep_alive);
         assert_eq!(&rest[..], b"hello");
+    }
+
+    #[test]
+    fn own_head_bytes_keep_nothing_of_the_read_buffer() {
+        let text = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Tag: a\r\nContent-Length: 5\r\n\r\nhello";
+        for (head_bytes, inside) in [(HeadBytes::Shared, true), (HeadBytes::Own, false)] {
+            let mut buf = BytesMut::with_capacity(8192);
+            buf.extend_from_slice(text.as_bytes());
+            let start = buf.as_ptr() as usize;
+            let head = parse(&mut buf, false, head_bytes).unwrap().unwrap();
+            assert_eq!(head.parts.headers["content-type"], "text/plain");
+            assert_eq!(head.parts.headers["x-tag"], "a");
+            assert_eq!(&buf[..], b"hello", "the head is consumed either way");
+            for value in head.parts.headers.values() {
+                let at = value.as_bytes().as_ptr() as usize;
+                assert_eq!(
+                    (start..start + 8192).contains(&at),
+                    inside,
+                    "{head_bytes:?}: {value:?}"
+                );
+            }
+        }
     }
 
     #[test]
