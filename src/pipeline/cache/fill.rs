@@ -392,13 +392,18 @@ impl Compacted {
     }
 }
 
-/// What `headers` weigh in an entry: each name and value, and 32 bytes.
+/// What `headers` weigh in an entry (see [`line_weight`]).
 fn headers_weight(headers: &HeaderMap) -> u32 {
     let weight: usize = headers
         .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .map(|(name, value)| line_weight(name, value))
         .sum();
     u32::try_from(weight).unwrap_or(u32::MAX)
+}
+
+/// What one header line weighs in an entry: its name and value, and 32 bytes.
+fn line_weight(name: &http::HeaderName, value: &HeaderValue) -> usize {
+    name.as_str().len() + value.len() + 32
 }
 
 /// A copy of `headers` whose values live in `text`, which holds each value's bytes in the
@@ -411,7 +416,7 @@ fn compact(headers: &HeaderMap, text: Bytes) -> Compacted {
     let mut weight = 0usize;
     for (name, value) in copy.iter_mut() {
         let end = at + value.len();
-        weight += name.as_str().len() + value.len() + 32;
+        weight += line_weight(name, value);
         // `text` holds the bytes of a valid value; the original is kept if it somehow
         // does not.
         if text.get(at..end).is_some()

@@ -102,9 +102,8 @@ impl Hash for CacheKey {
     }
 }
 
-/// Hashes [`CacheKey`]s for the store's tables: a key's digest is already a keyed hash of
-/// its text (seeded per process, clients choose keys), so it is taken as it is instead of being hashed
-/// again.
+/// Hashes [`CacheKey`]s for the store's tables: a key's digest is already a seeded hash of
+/// its text (clients choose keys), so it is taken as it is instead of being hashed again.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DigestHasher(u64);
 

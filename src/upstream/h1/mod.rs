@@ -39,24 +39,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use body::Http1Body;
 pub(super) use response::{Head, ResponseFraming};
-
-/// Where an HTTP/1.1 response's header values live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HeadBytes {
-    /// In the connection's read buffer, split off without a copy: for answers passed on
-    /// and dropped.
-    #[default]
-    Shared,
-    /// In a copy of the head of their own: for answers that are kept (the cache's fills),
-    /// which must not keep the connection's buffer alive, and need not copy them again.
-    Own,
-}
 pub(super) use stream::Stream;
 
 use crate::body::{BoxError, RequestBody};
 use crate::http1::{self, ChunkSize};
 use crate::upstream::AddedHeaders;
 use request::BodyFraming;
+
+/// Where an HTTP/1.1 response's header values live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadBytes {
+    /// In the connection's read buffer, split off without a copy: for answers passed on
+    /// and dropped.
+    Shared,
+    /// In a copy of the head of their own: for answers that are kept (the cache's fills),
+    /// which must not keep the connection's buffer alive, and need not copy them again.
+    Own,
+}
 
 /// Room kept free in the read buffer before each read.
 const READ_ROOM: usize = 4096;
