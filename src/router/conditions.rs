@@ -170,10 +170,13 @@ impl Conditions {
             || !self.query.is_empty()
     }
 
-    /// Checks a request; `host` is the request's host without port.
-    pub(crate) fn check(&self, req: &RequestView<'_>, host: Option<&str>) -> Outcome {
+    /// Checks a request. Its host is stripped of the port only when the route names hosts.
+    pub(crate) fn check(&self, req: &RequestView<'_>) -> Outcome {
         let others = (self.hosts.is_empty()
-            || host.is_some_and(|h| self.hosts.iter().any(|p| p.matches(h))))
+            || req
+                .host
+                .map(strip_port)
+                .is_some_and(|h| self.hosts.iter().any(|p| p.matches(h))))
             && self.headers.iter().all(|(name, value)| {
                 req.headers
                     .get_all(name)

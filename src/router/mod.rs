@@ -43,6 +43,7 @@ mod captures;
 mod conditions;
 pub mod normalize;
 pub mod pattern;
+mod scan;
 mod trie;
 
 use std::collections::HashMap;
@@ -55,7 +56,7 @@ pub use captures::Captures;
 pub use normalize::{PathError, normalize_path};
 pub use pattern::{PathSpec, Pattern, PatternError};
 
-use conditions::{Conditions, HostPattern, MethodSet, Outcome, strip_port};
+use conditions::{Conditions, HostPattern, MethodSet, Outcome};
 use pattern::{PatternKind, Segment};
 use trie::{RouteId, Trie, TrieBuilder};
 
@@ -199,13 +200,12 @@ impl<T> Router<T> {
 
     /// Finds the most specific route whose path and conditions match the request.
     pub fn find<'r>(&'r self, req: &RequestView<'_>) -> RouteMatch<'r, T> {
-        let host = req.host.map(strip_port);
         let segments = segment_ranges(req.path);
         let mut allowed = MethodSet::default();
         let mut found = None;
         let mut check = |id: RouteId| {
             let conditions = &self.routes[id].conditions;
-            match conditions.check(req, host) {
+            match conditions.check(req) {
                 Outcome::Match => {
                     found = Some(id);
                     ControlFlow::Break(())
@@ -333,11 +333,9 @@ fn conflicts<T>(routes: &[Route<T>], slot: &[RouteId]) -> Vec<BuildError> {
 fn segment_ranges(path: &str) -> SmallVec<[Range<usize>; 16]> {
     let mut ranges = SmallVec::new();
     let mut start = usize::from(path.starts_with('/'));
-    for (i, byte) in path.bytes().enumerate().skip(start) {
-        if byte == b'/' {
-            ranges.push(start..i);
-            start = i + 1;
-        }
+    while let Some(at) = scan::find2(&path.as_bytes()[start..], b'/', b'/') {
+        ranges.push(start..start + at);
+        start += at + 1;
     }
     ranges.push(start..path.len());
     ranges

@@ -57,28 +57,28 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     }
 }
 
-/// True when `normalize_slow` would return `path` unchanged (a quick scan, no allocation).
+/// True when `normalize_slow` would return `path` unchanged (a quick scan, no allocation):
+/// only the slashes and percent signs are looked at, found a word at a time.
 fn is_normalized(path: &[u8]) -> bool {
-    let mut i = 0;
     let mut segment_start = 1;
-    while i < path.len() {
-        match path[i] {
-            b'/' => {
-                if i > 0 && is_dot_segment(&path[segment_start..i]) {
-                    return false;
-                }
-                if path.get(i + 1) == Some(&b'/') {
-                    return false;
-                }
-                segment_start = i + 1;
+    let mut from = 0;
+    while let Some(offset) = super::scan::find2(&path[from..], b'/', b'%') {
+        let i = from + offset;
+        if path[i] == b'/' {
+            if i > 0 && is_dot_segment(&path[segment_start..i]) {
+                return false;
             }
-            b'%' => match escape_at(path, i) {
-                Some(byte) if !is_unreserved(byte) && is_upper_hex_escape(path, i) => i += 2,
+            if path.get(i + 1) == Some(&b'/') {
+                return false;
+            }
+            segment_start = i + 1;
+            from = i + 1;
+        } else {
+            match escape_at(path, i) {
+                Some(byte) if !is_unreserved(byte) && is_upper_hex_escape(path, i) => from = i + 3,
                 _ => return false,
-            },
-            _ => {}
+            }
         }
-        i += 1;
     }
     !is_dot_segment(&path[segment_start.min(path.len())..])
 }

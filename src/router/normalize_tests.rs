@@ -136,6 +136,12 @@ proptest! {
     }
 
     #[test]
+    fn the_quick_scan_agrees_with_normalization(path in path_strategy()) {
+        let unchanged = normalize_slow(&path).is_ok_and(|out| out == path);
+        prop_assert_eq!(is_normalized(path.as_bytes()), unchanged, "{}", path);
+    }
+
+    #[test]
     fn arbitrary_input_never_panics(path in "/[ -~]{0,40}") {
         let _ = normalize_path(&path);
     }
