@@ -273,7 +273,9 @@ impl Gateway {
             if let Some(entry) = ctx.entry.as_mut() {
                 entry.path = path.to_string();
             }
-            let host = request_host(&request);
+            // The `Host` field is looked up once: routing reads it, `outbound` forwards it.
+            let host_field = request.headers().get(HOST).cloned();
+            let host = request_host(request.uri(), host_field.as_ref());
             let view = RequestView {
                 method: request.method(),
                 host,
@@ -377,8 +379,16 @@ impl Gateway {
                         {
                             *request.method_mut() = method;
                         }
-                        let mut outbound =
-                            self.outbound(runtime, route, plan, request, upstream_path, conn, ctx)?;
+                        let mut outbound = self.outbound(
+                            runtime,
+                            route,
+                            plan,
+                            request,
+                            host_field,
+                            upstream_path,
+                            conn,
+                            ctx,
+                        )?;
                         if let Some(pending) = &cache {
                             outbound.head_bytes = pending.head_bytes();
                         }
@@ -414,6 +424,7 @@ impl Gateway {
         route: &'rt RoutePlan,
         plan: &'rt ForwardPlan,
         request: Request<IncomingBody>,
+        host_field: Option<HeaderValue>,
         path: String,
         conn: &ConnContext,
         ctx: &mut RequestContext<'rt>,
@@ -463,7 +474,7 @@ impl Gateway {
         let uri = Uri::try_from(path_and_query).map_err(|err| {
             GatewayError::bad_request("the forwarded path is not a valid URI").with_cause(err)
         })?;
-        let client_host = parts.headers.get(HOST).cloned().or_else(|| {
+        let client_host = host_field.or_else(|| {
             parts
                 .uri
                 .authority()
@@ -610,12 +621,10 @@ fn no_healthy_target() -> GatewayError {
 }
 
 /// The host a request is for: the URI's authority (HTTP/2, absolute-form) or `Host`.
-fn request_host<B>(request: &Request<B>) -> Option<&str> {
-    request
-        .uri()
-        .authority()
+fn request_host<'a>(uri: &'a Uri, host_field: Option<&'a HeaderValue>) -> Option<&'a str> {
+    uri.authority()
         .map(|a| a.as_str())
-        .or_else(|| request.headers().get(HOST).and_then(|h| h.to_str().ok()))
+        .or_else(|| host_field.and_then(|h| h.to_str().ok()))
 }
 
 /// 431 when the request head is over the limit (hyper refuses far larger heads itself).
@@ -692,7 +701,9 @@ fn access_entry<B>(
         request_id: request_id.to_str().unwrap_or_default().to_owned(),
         client_ip: client_ip.to_string(),
         method: request.method().to_string(),
-        host: request_host(request).unwrap_or_default().to_owned(),
+        host: request_host(request.uri(), request.headers().get(HOST))
+            .unwrap_or_default()
+            .to_owned(),
         path: request.uri().path().to_owned(),
         ..AccessEntry::default()
     }
