@@ -4,8 +4,8 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, StatusCode, Version, response};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderName, StatusCode, Version, response};
 
 use super::{HeadBytes, Invalid};
 use crate::http1::{self, HeadLines};
@@ -85,9 +85,11 @@ pub(super) fn parse(
         // The header values share the head's bytes: split off the read buffer (no copy),
         // or copied when the answer is to be kept.
         let mut lines = HeadLines::new();
+        let mut fields = FramingFields::default();
         for header in response.headers.iter() {
             let name =
                 HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| Invalid::HeaderName)?;
+            fields.see(&name, header.value);
             let (start, end) = http1::span(buf, header.value);
             lines.push((name, start, end));
         }
@@ -103,8 +105,12 @@ pub(super) fn parse(
         let (mut parts, ()) = http::Response::new(()).into_parts();
         parts.status = status;
         parts.version = version;
-        let framing = framing(&mut headers, status, head_request)?;
-        let keep_alive = framing != ResponseFraming::UntilClose && keeps_alive(&headers, version);
+        let framing = fields.framing(status, head_request)?;
+        if fields.transfer_encoding {
+            // It does not describe what is on the wire.
+            headers.remove(CONTENT_LENGTH);
+        }
+        let keep_alive = framing != ResponseFraming::UntilClose && fields.keeps_alive(version);
         parts.headers = headers;
         return Ok(Some(Head {
             parts,
@@ -114,60 +120,88 @@ pub(super) fn parse(
     }
 }
 
-/// The body's framing (RFC 9112 §6.3). With `Transfer-Encoding`, `Content-Length` is
-/// removed: it does not describe what is on the wire.
-fn framing(
-    headers: &mut HeaderMap,
-    status: StatusCode,
-    head_request: bool,
-) -> Result<ResponseFraming, Invalid> {
-    // Interim (1xx) heads were skipped before.
-    if head_request || !http1::body_allowed(status) {
-        return Ok(ResponseFraming::Empty);
-    }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        headers.remove(CONTENT_LENGTH);
-        let last = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|coding| !coding.is_empty());
-        return Ok(match last {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => ResponseFraming::Chunked,
-            _ => ResponseFraming::UntilClose,
-        });
-    }
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| Invalid::ContentLength)?;
-        for part in text.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Invalid::ContentLength);
-            }
-            let n: u64 = part.parse().map_err(|_| Invalid::ContentLength)?;
-            // The same length repeated is one length; two different ones are an error.
-            if length.is_some_and(|seen| seen != n) {
-                return Err(Invalid::ContentLength);
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        Some(n) => ResponseFraming::Length(n),
-        None => ResponseFraming::UntilClose,
-    })
+/// What the framing fields of a head say, read as its lines go by: one pass, where looking up
+/// `Transfer-Encoding`, `Content-Length` and `Connection` in the map would hash each name.
+#[derive(Debug, Default)]
+struct FramingFields {
+    /// Whether there is a `Transfer-Encoding` field.
+    transfer_encoding: bool,
+    /// Whether its last coding (the last non-empty one of the last readable field) is chunked.
+    chunked: bool,
+    /// The one length of the `Content-Length` fields, if they agree.
+    length: Option<u64>,
+    /// Whether a `Content-Length` field is not a list of one repeated number.
+    bad_length: bool,
+    /// Whether `Connection` lists `close`, and `keep-alive`.
+    close: bool,
+    keep_alive: bool,
 }
 
-/// Whether the target keeps the connection open: HTTP/1.1 unless `Connection: close`,
-/// HTTP/1.0 only with `Connection: keep-alive`.
-fn keeps_alive(headers: &HeaderMap, version: Version) -> bool {
-    if version == Version::HTTP_11 {
-        !http1::connection_has(headers, "close")
-    } else {
-        http1::connection_has(headers, "keep-alive")
+impl FramingFields {
+    /// Takes in one header line.
+    fn see(&mut self, name: &HeaderName, value: &[u8]) {
+        if *name == TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            // A value that is not text is passed over, as `HeaderValue::to_str` would.
+            let text = value
+                .iter()
+                .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
+            let last = value
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii)
+                .rfind(|coding| !coding.is_empty());
+            if let (true, Some(coding)) = (text, last) {
+                self.chunked = coding.eq_ignore_ascii_case(b"chunked");
+            }
+        } else if *name == CONTENT_LENGTH {
+            for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                let n = std::str::from_utf8(part)
+                    .ok()
+                    .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|p| p.parse::<u64>().ok());
+                match n {
+                    // The same length repeated is one length; two different ones are an error.
+                    Some(n) if self.length.is_none_or(|seen| seen == n) => self.length = Some(n),
+                    _ => self.bad_length = true,
+                }
+            }
+        } else if *name == CONNECTION {
+            self.close |= http1::has_token(value, "close");
+            self.keep_alive |= http1::has_token(value, "keep-alive");
+        }
+    }
+
+    /// The body's framing (RFC 9112 §6.3): `Transfer-Encoding` first (its `Content-Length`
+    /// is dropped by the caller), then the one `Content-Length`, else until close.
+    fn framing(&self, status: StatusCode, head_request: bool) -> Result<ResponseFraming, Invalid> {
+        // Interim (1xx) heads were skipped before.
+        if head_request || !http1::body_allowed(status) {
+            return Ok(ResponseFraming::Empty);
+        }
+        if self.transfer_encoding {
+            return Ok(if self.chunked {
+                ResponseFraming::Chunked
+            } else {
+                ResponseFraming::UntilClose
+            });
+        }
+        if self.bad_length {
+            return Err(Invalid::ContentLength);
+        }
+        Ok(match self.length {
+            Some(n) => ResponseFraming::Length(n),
+            None => ResponseFraming::UntilClose,
+        })
+    }
+
+    /// Whether the target keeps the connection open: HTTP/1.1 unless `Connection: close`,
+    /// HTTP/1.0 only with `Connection: keep-alive`.
+    fn keeps_alive(&self, version: Version) -> bool {
+        if version == Version::HTTP_11 {
+            !self.close
+        } else {
+            self.keep_alive
+        }
     }
 }
 
@@ -270,6 +304,19 @@ mod tests {
         let head = final_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
         assert_eq!(head.framing, ResponseFraming::UntilClose);
         assert!(!head.keep_alive);
+    }
+
+    #[test]
+    fn the_last_coding_of_every_field_decides_and_a_bad_length_beside_it_is_ignored() {
+        let head = final_head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: ,\r\n\r\n",
+        );
+        assert_eq!(head.framing, ResponseFraming::Chunked);
+        assert!(!head.parts.headers.contains_key(CONTENT_LENGTH));
+        let head = final_head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+        );
+        assert_eq!(head.framing, ResponseFraming::UntilClose);
     }
 
     #[test]
