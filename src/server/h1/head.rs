@@ -3,7 +3,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, DATE, TRAILER, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRAILER, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode, Uri, Version};
 
 use super::date;
@@ -158,7 +158,15 @@ pub(super) fn encode(
     }
     let allowed = http1::body_allowed(status);
     let mut framing = None;
+    // Read on the way, rather than looked up in the map after (each lookup hashes the name).
+    let mut says_close = false;
+    let mut dated = false;
     for (name, value) in headers {
+        if *name == CONNECTION {
+            says_close |= http1::has_token(value.as_bytes(), "close");
+        } else if *name == DATE {
+            dated = true;
+        }
         if added.replaces(name) {
             continue;
         }
@@ -183,7 +191,6 @@ pub(super) fn encode(
         http1::push_field(out, name, value);
     }
     added.write(out);
-    let says_close = http1::connection_has(headers, "close");
     if closing && !says_close {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -200,7 +207,7 @@ pub(super) fn encode(
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
         Framing::Chunked
     };
-    if !headers.contains_key(DATE) {
+    if !dated {
         out.extend_from_slice(b"date: ");
         date::extend(out);
         out.extend_from_slice(b"\r\n");
