@@ -23,6 +23,53 @@ pub fn header_map(head: &Bytes, lines: &mut HeadLines, extra: usize) -> Option<H
     Some(headers)
 }
 
+/// Most names a [`NameMemo`] keeps, and most bytes of them.
+const MEMO_NAMES: usize = 32;
+const MEMO_BYTES: usize = 1024;
+
+/// The header names of the last head read on one connection, with their bytes as they were
+/// sent. The next head on the connection mostly repeats them in the same order (the same
+/// client, the same service), and comparing bytes costs a fraction of parsing a name again
+/// (lower-casing it, matching it against the standard names).
+#[derive(Debug, Default)]
+pub struct NameMemo {
+    /// The names' bytes as sent, one after another.
+    raw: Vec<u8>,
+    /// Each name, and where its bytes end in `raw`.
+    names: Vec<(HeaderName, usize)>,
+}
+
+impl NameMemo {
+    /// The name of the `index`-th line of a head (lines are asked for in order, from 0),
+    /// sent as `bytes`. Errors as [`HeaderName::from_bytes`] does.
+    pub fn name(
+        &mut self,
+        index: usize,
+        bytes: &[u8],
+    ) -> Result<HeaderName, http::header::InvalidHeaderName> {
+        if let Some((name, end)) = self.names.get(index) {
+            let start = index
+                .checked_sub(1)
+                .map_or(0, |before| self.names[before].1);
+            if self.raw[start..*end] == *bytes {
+                return Ok(name.clone());
+            }
+        }
+        let name = HeaderName::from_bytes(bytes)?;
+        // From this line on, the memo follows this head (while it has room).
+        if index <= self.names.len() {
+            self.names.truncate(index);
+            self.raw
+                .truncate(self.names.last().map_or(0, |(_, end)| *end));
+            if index < MEMO_NAMES && self.raw.len() + bytes.len() <= MEMO_BYTES {
+                self.raw.extend_from_slice(bytes);
+                self.names.push((name.clone(), self.raw.len()));
+            }
+        }
+        Ok(name)
+    }
+}
+
 /// Where `part` (a slice of `whole`, as httparse hands them out) lies in `whole`.
 pub fn span(whole: &[u8], part: &[u8]) -> (usize, usize) {
     let start = part.as_ptr() as usize - whole.as_ptr() as usize;
@@ -113,6 +160,38 @@ mod tests {
             ChunkSize::new(usize::MAX).as_bytes(),
             b"FFFFFFFFFFFFFFFF\r\n"
         );
+    }
+
+    #[test]
+    fn the_memo_gives_the_parsed_name_for_repeated_and_changed_lines() {
+        let mut memo = NameMemo::default();
+        let heads: [&[&str]; 4] = [
+            &["Host", "Authorization", "X-Custom"],
+            &["Host", "Authorization", "X-Custom"],
+            &["Host", "accept", "X-Custom", "X-More"],
+            &["host", "Accept"],
+        ];
+        for head in heads {
+            for (index, name) in head.iter().enumerate() {
+                let got = memo.name(index, name.as_bytes()).unwrap();
+                assert_eq!(
+                    got,
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    "{name}"
+                );
+            }
+        }
+        assert!(memo.name(0, b"bad name").is_err());
+        assert!(memo.name(1, b"").is_err());
+        // Past its bounds the memo keeps nothing more, and names are still right.
+        let long = "x".repeat(MEMO_BYTES);
+        assert_eq!(memo.name(0, long.as_bytes()).unwrap().as_str(), long);
+        for index in 0..MEMO_NAMES + 4 {
+            let name = format!("x-{index}");
+            assert_eq!(memo.name(index, name.as_bytes()).unwrap().as_str(), name);
+            assert_eq!(memo.name(index, name.as_bytes()).unwrap().as_str(), name);
+        }
+        assert!(memo.names.len() <= MEMO_NAMES && memo.raw.len() <= MEMO_BYTES);
     }
 
     #[test]

@@ -3,12 +3,12 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRAILER, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode, Uri, Version};
 
 use super::date;
 use crate::body::IncomingBody;
-use crate::http1::{self, HeadLines};
+use crate::http1::{self, HeadLines, NameMemo};
 use crate::pipeline::added_fields::AddedFields;
 
 /// Header lines a head may have to be taken here; hyper takes longer heads (up to its own
@@ -39,7 +39,8 @@ pub(super) enum Parsed {
 /// Parses the head at the start of `buf`. A request without a body, on HTTP/1.1, with no
 /// upgrade or expectation, is taken: the head is split off `buf` (the request's header values
 /// share its bytes) and the rest, a pipelined request, stays.
-pub(super) fn parse(buf: &mut BytesMut) -> Parsed {
+/// `names`: the connection's memo of header names.
+pub(super) fn parse(buf: &mut BytesMut, names: &mut NameMemo) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut []);
     let len = match head.parse_with_uninit_headers(buf, &mut slots) {
@@ -63,26 +64,23 @@ pub(super) fn parse(buf: &mut BytesMut) -> Parsed {
     let mut close = false;
     let mut has_length = false;
     let mut lines = HeadLines::new();
-    for header in head.headers.iter() {
-        let Ok(name) = HeaderName::from_bytes(header.name.as_bytes()) else {
+    for (index, header) in head.headers.iter().enumerate() {
+        let Ok(name) = names.name(index, header.name.as_bytes()) else {
             return Parsed::Handoff;
         };
-        match name.as_str() {
-            "transfer-encoding" | "upgrade" | "expect" => return Parsed::Handoff,
-            "content-length" => {
-                // Only an empty body, said once.
-                if has_length || header.value != b"0" {
-                    return Parsed::Handoff;
-                }
-                has_length = true;
+        if name == TRANSFER_ENCODING || name == UPGRADE || name == EXPECT {
+            return Parsed::Handoff;
+        } else if name == CONTENT_LENGTH {
+            // Only an empty body, said once.
+            if has_length || header.value != b"0" {
+                return Parsed::Handoff;
             }
-            "connection" => {
-                if http1::has_token(header.value, "upgrade") {
-                    return Parsed::Handoff;
-                }
-                close |= http1::has_token(header.value, "close");
+            has_length = true;
+        } else if name == CONNECTION {
+            if http1::has_token(header.value, "upgrade") {
+                return Parsed::Handoff;
             }
-            _ => {}
+            close |= http1::has_token(header.value, "close");
         }
         let (start, end) = http1::span(buf, header.value);
         lines.push((name, start, end));
@@ -235,7 +233,7 @@ mod tests {
 
     fn parsed(text: &str) -> (Parsed, BytesMut) {
         let mut buf = BytesMut::from(text);
-        let parsed = parse(&mut buf);
+        let parsed = parse(&mut buf, &mut NameMemo::default());
         (parsed, buf)
     }
 

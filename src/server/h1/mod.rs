@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::activity::Verdict;
 use super::connection::ConnContext;
-use crate::http1::{self, ChunkSize};
+use crate::http1::{self, ChunkSize, NameMemo};
 use crate::pipeline::{Answer, Gateway};
 use head::{Framing, Parsed};
 pub(super) use rewind::Rewind;
@@ -60,13 +60,14 @@ where
     let activity = &context.activity;
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut out = Vec::with_capacity(1024);
+    let mut names = NameMemo::default();
     let watchdog =
         tokio::time::sleep_until(activity.first_check(limits.idle_timeout, limits.header_timeout));
     tokio::pin!(watchdog);
     loop {
         let (request, close) = loop {
             if !buf.is_empty() {
-                match head::parse(&mut buf) {
+                match head::parse(&mut buf, &mut names) {
                     Parsed::Request { request, close } => break (request, close),
                     Parsed::Handoff => return Outcome::Handoff(buf.freeze()),
                     Parsed::Partial if buf.len() >= MAX_HEAD => {

@@ -42,7 +42,7 @@ pub(super) use response::{Head, ResponseFraming};
 pub(super) use stream::Stream;
 
 use crate::body::{BoxError, RequestBody};
-use crate::http1::{self, ChunkSize};
+use crate::http1::{self, ChunkSize, NameMemo};
 use crate::upstream::AddedHeaders;
 use request::BodyFraming;
 
@@ -71,6 +71,8 @@ pub struct Http1Conn {
     buf: BytesMut,
     /// The request head being written (kept to reuse its allocation).
     out: Vec<u8>,
+    /// The header names of the last response (the next mostly repeats them).
+    names: NameMemo,
 }
 
 impl fmt::Debug for Http1Conn {
@@ -177,6 +179,7 @@ impl Http1Conn {
             io,
             buf: BytesMut::new(),
             out: Vec::new(),
+            names: NameMemo::default(),
         }
     }
 
@@ -303,11 +306,12 @@ impl Http1Conn {
                 Ok(_) => {}
                 Err(err) => return Poll::Ready(Err(Failure::Failed(err.into()))),
             }
-            let head = match response::parse(&mut self.buf, head_request, head_bytes) {
-                Ok(Some(head)) => head,
-                Ok(None) => continue,
-                Err(err) => return Poll::Ready(Err(Failure::Failed(err.into()))),
-            };
+            let head =
+                match response::parse(&mut self.buf, &mut self.names, head_request, head_bytes) {
+                    Ok(Some(head)) => head,
+                    Ok(None) => continue,
+                    Err(err) => return Poll::Ready(Err(Failure::Failed(err.into()))),
+                };
             let body = match head.framing {
                 ResponseFraming::Empty => Some(Bytes::new()),
                 ResponseFraming::Length(n) if n <= self.buf.len() as u64 => {

@@ -8,7 +8,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderName, StatusCode, Version, response};
 
 use super::{HeadBytes, Invalid};
-use crate::http1::{self, HeadLines};
+use crate::http1::{self, HeadLines, NameMemo};
 
 /// Most header lines a response head may have (as hyper's `max_headers(256)` was).
 pub(super) const MAX_HEADERS: usize = 256;
@@ -45,6 +45,7 @@ pub struct Head {
 /// the header values share the read buffer or a copy of the head.
 pub(super) fn parse(
     buf: &mut BytesMut,
+    names: &mut NameMemo,
     head_request: bool,
     head_bytes: HeadBytes,
 ) -> Result<Option<Head>, Invalid> {
@@ -86,9 +87,10 @@ pub(super) fn parse(
         // or copied when the answer is to be kept.
         let mut lines = HeadLines::new();
         let mut fields = FramingFields::default();
-        for header in response.headers.iter() {
-            let name =
-                HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| Invalid::HeaderName)?;
+        for (index, header) in response.headers.iter().enumerate() {
+            let name = names
+                .name(index, header.name.as_bytes())
+                .map_err(|_| Invalid::HeaderName)?;
             fields.see(&name, header.value);
             let (start, end) = http1::span(buf, header.value);
             lines.push((name, start, end));
@@ -212,7 +214,12 @@ mod tests {
 
     fn parse_all(text: &str, head_request: bool) -> (Result<Option<Head>, Invalid>, BytesMut) {
         let mut buf = BytesMut::from(text.as_bytes());
-        let parsed = parse(&mut buf, head_request, HeadBytes::Shared);
+        let parsed = parse(
+            &mut buf,
+            &mut NameMemo::default(),
+            head_request,
+            HeadBytes::Shared,
+        );
         (parsed, buf)
     }
 
@@ -245,7 +252,9 @@ mod tests {
             let mut buf = BytesMut::with_capacity(8192);
             buf.extend_from_slice(text.as_bytes());
             let start = buf.as_ptr() as usize;
-            let head = parse(&mut buf, false, head_bytes).unwrap().unwrap();
+            let head = parse(&mut buf, &mut NameMemo::default(), false, head_bytes)
+                .unwrap()
+                .unwrap();
             assert_eq!(head.parts.headers["content-type"], "text/plain");
             assert_eq!(head.parts.headers["x-tag"], "a");
             assert_eq!(&buf[..], b"hello", "the head is consumed either way");
