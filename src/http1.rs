@@ -147,6 +147,7 @@ pub fn body_allowed(status: StatusCode) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 mod tests {
     use super::*;
 
