@@ -275,7 +275,7 @@ impl Gateway {
             }
             // The `Host` field is looked up once: routing reads it, `outbound` forwards it.
             let host_field = request.headers().get(HOST).cloned();
-            let host = request_host(request.uri(), host_field.as_ref());
+            let host = host_of(request.uri(), host_field.as_ref());
             let view = RequestView {
                 method: request.method(),
                 host,
@@ -621,7 +621,12 @@ fn no_healthy_target() -> GatewayError {
 }
 
 /// The host a request is for: the URI's authority (HTTP/2, absolute-form) or `Host`.
-fn request_host<'a>(uri: &'a Uri, host_field: Option<&'a HeaderValue>) -> Option<&'a str> {
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
+    host_of(request.uri(), request.headers().get(HOST))
+}
+
+/// [`request_host`] from the parts, for a caller that has looked up `Host` already.
+fn host_of<'a>(uri: &'a Uri, host_field: Option<&'a HeaderValue>) -> Option<&'a str> {
     uri.authority()
         .map(|a| a.as_str())
         .or_else(|| host_field.and_then(|h| h.to_str().ok()))
@@ -701,9 +706,7 @@ fn access_entry<B>(
         request_id: request_id.to_str().unwrap_or_default().to_owned(),
         client_ip: client_ip.to_string(),
         method: request.method().to_string(),
-        host: request_host(request.uri(), request.headers().get(HOST))
-            .unwrap_or_default()
-            .to_owned(),
+        host: request_host(request).unwrap_or_default().to_owned(),
         path: request.uri().path().to_owned(),
         ..AccessEntry::default()
     }

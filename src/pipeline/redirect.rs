@@ -25,7 +25,7 @@ impl HttpsRedirect {
         request: &Request<B>,
         bound_port: u16,
     ) -> Result<Response<GatewayBody>, GatewayError> {
-        let host = super::request_host(request.uri(), request.headers().get(http::header::HOST))
+        let host = super::request_host(request)
             .and_then(|h| h.parse::<Authority>().ok())
             .ok_or_else(|| {
                 GatewayError::bad_request("a request to redirect to https needs a Host")
