@@ -8,6 +8,7 @@
 #   HOLD_CONNECTIONS=5000   connections held open in `memory` mode
 #   GATEHOUSE_BIN=PATH      benchmark another gatehouse binary (default target/release/gatehouse)
 #   SKIP_BUILD=1            do not run cargo build (the binaries must exist)
+#   RESULTS_DIR=DIR         where the reports go (default bench/results)
 #
 # See bench/README.md for what each mode measures and the targets.
 set -euo pipefail
@@ -30,7 +31,7 @@ EXPECTED_BODY='{"id":42,"name":"Ada Lovelace","email":"ada@example.com","role":"
 case "$MODE" in
   proxy | tls | routes | memory | jwt | cache | ratelimit | stack | balance | all) ;;
   -h | --help | help)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -50,9 +51,10 @@ UPSTREAM_BIN=$TARGET_DIR/release/examples/bench_upstream
 # results file. Raw wrk output goes to a second file next to it.
 # ---------------------------------------------------------------------------------------------
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$BENCH/results"
-RESULTS=$BENCH/results/$STAMP-$MODE.txt
-RAW=$BENCH/results/$STAMP-$MODE.raw.log
+RESULTS_DIR=${RESULTS_DIR:-$BENCH/results}
+mkdir -p "$RESULTS_DIR"
+RESULTS=$RESULTS_DIR/$STAMP-$MODE.txt
+RAW=$RESULTS_DIR/$STAMP-$MODE.raw.log
 
 say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
 log() { printf '\033[2m[bench] %s\033[0m\n' "$*" >&2; }
