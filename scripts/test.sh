@@ -12,6 +12,9 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
+echo "==> bash -n on the scripts"
+for script in scripts/*.sh bench/run.sh; do bash -n "$script"; done
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
