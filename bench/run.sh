@@ -31,7 +31,7 @@ EXPECTED_BODY='{"id":42,"name":"Ada Lovelace","email":"ada@example.com","role":"
 case "$MODE" in
   proxy | tls | routes | memory | jwt | cache | ratelimit | stack | balance | all) ;;
   -h | --help | help)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
     exit 0
     ;;
   *)
