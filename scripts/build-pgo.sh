@@ -43,7 +43,7 @@ LLVM_MAJOR=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
 find_profdata() {
   local candidate version sysroot
   sysroot=$(rustc --print sysroot)
-  for candidate in ${LLVM_PROFDATA:-} "llvm-profdata-$LLVM_MAJOR" \
+  for candidate in "${LLVM_PROFDATA:-}" "llvm-profdata-$LLVM_MAJOR" \
     "$sysroot"/lib/rustlib/*/bin/llvm-profdata llvm-profdata; do
     command -v "$candidate" >/dev/null 2>&1 || continue
     version=$("$candidate" --version 2>/dev/null | sed -n 's/.*LLVM version \([0-9]*\).*/\1/p' | head -n 1)
